@@ -1,0 +1,56 @@
+# One entry point for a new machine: `make dev` runs the project, `make test` tests it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_DIR ?= $(CURDIR)/data
+DEMO_SIZE ?= 5000
+DEMO_SEED ?= 42
+HOST ?= 127.0.0.1
+PORT ?= 3000
+export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
+
+.PHONY: install dev demo-data dbt-manifest dagster-home test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Demo data into the landing folders (only when they hold no drops yet).
+demo-data: install
+	@if [ -z "$$(find $(DATA_DIR)/landing -type f ! -name '_*' 2>/dev/null | head -n 1)" ]; then \
+		$(PY) -m assets_project.demo generate --size $(DEMO_SIZE) --seed $(DEMO_SEED) --out $(DATA_DIR)/landing; \
+	else echo "landing folders already hold drops; not generating demo data"; fi
+
+## The dbt manifest that the Dagster dbt assets are built from.
+dbt-manifest: install
+	cd dbt_project && ../$(VENV)/bin/dbt parse --quiet --profiles-dir . --project-dir .
+
+dagster-home:
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+dev: demo-data dbt-manifest dagster-home
+	$(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+test: install dbt-manifest
+	$(PY) -m pytest
+
+test-fast: install dbt-manifest
+	$(PY) -m pytest -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check assets_project tests bench
+	$(VENV)/bin/ruff format --check assets_project tests bench
+
+format: install
+	$(VENV)/bin/ruff check --fix assets_project tests bench
+	$(VENV)/bin/ruff format assets_project tests bench
+
+clean:
+	rm -rf $(DATA_DIR) dbt_project/target dbt_project/logs

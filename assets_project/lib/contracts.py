@@ -1,0 +1,189 @@
+"""Source contracts: one YAML file per source is the single source of truth for its schema.
+
+A contract names the source's columns with their types and rules, its primary key, the column
+whose date partitions the raw Delta table and the time column that orders versions of a record.
+Everything downstream (validation, Delta schemas, Dagster metadata) is derived from it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_DECIMAL = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
+_SIMPLE_TYPES = ("bigint", "integer", "double", "varchar", "boolean", "date", "timestamp", "json")
+
+
+class ContractError(ValueError):
+    """A contract file is missing, unreadable or breaks the contract schema."""
+
+
+def _check_identifier(value: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a lower-case SQL identifier ([a-z_][a-z0-9_]*)")
+    return value
+
+
+class Column(BaseModel):
+    """One column of a source, with the rules every record must satisfy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    type: str
+    description: str
+    required: bool = False
+    enum: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    regex: str | None = None
+    max_length: int | None = Field(default=None, gt=0)
+    path: str | None = Field(
+        default=None,
+        description="JSON path inside the record (JSON sources only); defaults to $.<name>.",
+    )
+
+    _name_ok = field_validator("name")(_check_identifier)
+
+    @field_validator("type")
+    @classmethod
+    def _type_known(cls, value: str) -> str:
+        value = value.replace(" ", "").lower()
+        if value in _SIMPLE_TYPES:
+            return value
+        match = _DECIMAL.match(value)
+        if match and 0 < int(match.group(2)) <= int(match.group(1)) <= 38:
+            return value
+        raise ValueError(
+            f"unknown type {value!r}; use one of {', '.join(_SIMPLE_TYPES)} or decimal(p,s)"
+        )
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+    @model_validator(mode="after")
+    def _rules_fit_type(self) -> Column:
+        numeric = self.type in ("bigint", "integer", "double") or self.type.startswith("decimal")
+        if (self.min is not None or self.max is not None) and not numeric:
+            raise ValueError(f"min/max only apply to numeric columns, not {self.type}")
+        if (self.regex or self.max_length or self.enum) and self.type != "varchar":
+            raise ValueError("regex, max_length and enum only apply to varchar columns")
+        return self
+
+    @property
+    def sql_type(self) -> str:
+        """The DuckDB type a valid value is cast to."""
+        return {"json": "VARCHAR"}.get(self.type, self.type.upper())
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        """The Arrow (and so Delta) type of the column in the raw table."""
+        match = _DECIMAL.match(self.type)
+        if match:
+            return pa.decimal128(int(match.group(1)), int(match.group(2)))
+        return {
+            "bigint": pa.int64(),
+            "integer": pa.int32(),
+            "double": pa.float64(),
+            "varchar": pa.string(),
+            "json": pa.string(),
+            "boolean": pa.bool_(),
+            "date": pa.date32(),
+            "timestamp": pa.timestamp("us"),
+        }[self.type]
+
+
+class Contract(BaseModel):
+    """The contract of one source: what its records look like and how they are keyed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int = Field(ge=1)
+    owner: str
+    description: str
+    format: Literal["csv", "jsonl", "parquet"]
+    primary_key: tuple[str, ...] = Field(min_length=1)
+    partition_by: str = Field(description="Timestamp or date column whose date partitions the table.")
+    update_time: str | None = None
+    event_time: str | None = None
+    columns: tuple[Column, ...] = Field(min_length=1)
+
+    _name_ok = field_validator("name")(_check_identifier)
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Contract:
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate column names: {duplicates}")
+        for field in ("partition_by", "update_time", "event_time"):
+            ref = getattr(self, field)
+            if ref is not None and ref not in names:
+                raise ValueError(f"{field} names unknown column {ref!r}")
+        for key in self.primary_key:
+            if key not in names:
+                raise ValueError(f"primary_key names unknown column {key!r}")
+            if not self.column(key).required:
+                raise ValueError(f"primary key column {key!r} must be required")
+        if self.column(self.partition_by).type not in ("date", "timestamp"):
+            raise ValueError("partition_by must name a date or timestamp column")
+        return self
+
+    def column(self, name: str) -> Column:
+        """The column called ``name``."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def input_columns(self) -> tuple[Column, ...]:
+        """Columns read from the record as such (not extracted from a JSON path)."""
+        return tuple(c for c in self.columns if c.path is None)
+
+    @property
+    def required_input_columns(self) -> tuple[str, ...]:
+        """Columns that a file must have in its header (or a JSON record among its keys)."""
+        return tuple(c.name for c in self.input_columns if c.required)
+
+
+@cache
+def load_contract(name: str, directory: Path = CONTRACTS_DIR) -> Contract:
+    """Load and validate ``<directory>/<name>.yml``; errors name the file and the field."""
+    path = directory / f"{name}.yml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ContractError(f"contract {path}: cannot be read: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ContractError(f"contract {path}: top level must be a mapping")
+    try:
+        contract = Contract.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ContractError(f"contract {path}: {problems}") from exc
+    if contract.name != path.stem:
+        raise ContractError(f"contract {path}: name {contract.name!r} differs from the file name")
+    return contract
+
+
+def source_names(directory: Path = CONTRACTS_DIR) -> tuple[str, ...]:
+    """Names of all sources that have a contract, sorted."""
+    return tuple(sorted(p.stem for p in directory.glob("*.yml")))
