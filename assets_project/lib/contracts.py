@@ -117,7 +117,9 @@ class Contract(BaseModel):
     description: str
     format: Literal["csv", "jsonl", "parquet"]
     primary_key: tuple[str, ...] = Field(min_length=1)
-    partition_by: str = Field(description="Timestamp or date column whose date partitions the table.")
+    partition_by: str = Field(
+        description="Timestamp or date column whose date partitions the table."
+    )
     update_time: str | None = None
     event_time: str | None = None
     columns: tuple[Column, ...] = Field(min_length=1)

@@ -1,0 +1,279 @@
+"""Ingest one dropped file into its raw Delta table and dead-letter table, exactly once.
+
+The file is streamed batch by batch: each batch is validated against the contract in DuckDB,
+valid rows flow straight into one Delta commit on the raw table, rejected rows are spooled to a
+local Parquet file and then committed to the dead-letter table. Each commit carries a Delta
+app transaction named after the file's SHA-256, so a file whose content was ingested before is
+never appended again, even if it is dropped again or a run is retried after a crash between the
+two commits: each table is written at most once per content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from assets_project.lib.contracts import Contract
+from assets_project.lib.lake import (
+    DLQ_SCHEMA,
+    PARTITION_COLUMN,
+    LakeLayout,
+    ensure_table,
+    raw_schema,
+)
+from assets_project.lib.readers import FileBatches, UnreadableFileError, open_file
+from assets_project.lib.validation import compile_validation, new_connection, run_validation
+
+_HASH_CHUNK = 8 << 20
+
+
+@dataclass
+class IngestResult:
+    """What happened to one file."""
+
+    source_file: str
+    sha256: str
+    bytes: int
+    rows_in: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    already_ingested: bool = False
+    raw_version: int | None = None
+    dlq_version: int | None = None
+    seconds: float = 0.0
+    extra_columns: tuple[str, ...] = ()
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def transaction_id(sha256: str) -> str:
+    """The Delta app transaction id that marks a file's content as ingested."""
+    return f"file-{sha256}"
+
+
+def _with_metadata(
+    valid: pa.Table, contract: Contract, source: str, batch_id: str, extracted_at: datetime
+) -> pa.Table:
+    n = valid.num_rows
+    partition = pc.cast(valid[contract.partition_by], pa.date32())
+    table = valid.select([c.name for c in contract.columns])
+    table = table.append_column("_source", pa.array([source] * n, pa.string()))
+    table = table.append_column("_source_line", valid["_source_line"])
+    table = table.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
+    table = table.append_column("_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us")))
+    table = table.append_column(PARTITION_COLUMN, partition)
+    return table.cast(raw_schema(contract))
+
+
+def _reason_text(reasons: list[dict[str, str | None]]) -> str:
+    parts = []
+    for r in reasons:
+        where = f"{r['column']}: " if r["column"] else ""
+        value = "" if r["value"] is None else f" (got {r['value']!r})"
+        parts.append(f"{where}{r['rule']}{value}")
+    return "; ".join(parts)
+
+
+class _RejectSpool:
+    """Rejected rows written to a local Parquet file while the batches stream by."""
+
+    def __init__(
+        self, directory: Path, source: str, batch_id: str, extracted_at: datetime, version: int
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"rejects-{uuid.uuid4().hex}.parquet"
+        self._writer = pq.ParquetWriter(self.path, DLQ_SCHEMA)
+        self._constants = (source, batch_id, extracted_at, version)
+        self.rows = 0
+        self.reasons: dict[str, int] = {}
+
+    def add(self, lines: list[int | None], records: list[str], reasons: list[list[dict]]) -> None:
+        if not lines:
+            return
+        source, batch_id, extracted_at, version = self._constants
+        n = len(lines)
+        texts = [_reason_text(r) for r in reasons]
+        for rs in reasons:
+            for r in rs:
+                key = f"{r['column'] or '<record>'}: {r['rule']}"
+                self.reasons[key] = self.reasons.get(key, 0) + 1
+        table = pa.table(
+            {
+                "_source": [source] * n,
+                "_source_line": pa.array(lines, pa.int64()),
+                "_batch_id": [batch_id] * n,
+                "_extracted_at": pa.array([extracted_at] * n, pa.timestamp("us")),
+                "contract_version": pa.array([version] * n, pa.int32()),
+                "record": records,
+                "reason": texts,
+                "reasons": reasons,
+            },
+        ).cast(DLQ_SCHEMA)
+        self._writer.write_table(table)
+        self.rows += n
+
+    def add_rejected(self, rejected: pa.Table) -> None:
+        """Add validator output: reasons are few per row, so the list conversion is cheap."""
+        self.add(
+            rejected["_source_line"].to_pylist(),
+            rejected["_record"].to_pylist(),
+            rejected["_reasons"].to_pylist(),
+        )
+
+    def finish(self) -> pa.Table:
+        self._writer.close()
+        return pq.read_table(self.path, schema=DLQ_SCHEMA)
+
+    def discard(self) -> None:
+        self._writer.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _valid_batches(
+    opened: FileBatches,
+    contract: Contract,
+    spool: _RejectSpool,
+    result: IngestResult,
+    source: str,
+    batch_id: str,
+    extracted_at: datetime,
+) -> Iterator[pa.RecordBatch]:
+    query = compile_validation(contract, opened.columns, jsonl=opened.format == "jsonl")
+    connection = new_connection()
+    try:
+        for batch in opened.batches:
+            valid, rejected = run_validation(connection, query, batch)
+            result.rows_in += batch.num_rows
+            spool.add_rejected(rejected)
+            if valid.num_rows:
+                result.rows_written += valid.num_rows
+                yield from _with_metadata(
+                    valid, contract, source, batch_id, extracted_at
+                ).to_batches()
+    finally:
+        connection.close()
+    malformed = opened.malformed
+    result.rows_in += len(malformed)
+    spool.add(
+        [m.line for m in malformed],
+        [m.text for m in malformed],
+        [[{"column": None, "rule": m.reason, "value": None}] for m in malformed],
+    )
+
+
+def missing_required(contract: Contract, columns: tuple[str, ...]) -> list[str]:
+    """Required contract columns that a tabular file's header lacks."""
+    return [name for name in contract.required_input_columns if name not in columns]
+
+
+def ingest_file(
+    path: Path,
+    contract: Contract,
+    layout: LakeLayout,
+    *,
+    source: str,
+    batch_id: str | None = None,
+) -> IngestResult:
+    """Validate ``path`` against ``contract`` and commit it to the raw and dead-letter tables.
+
+    ``source`` is the file's name as recorded in ``_source`` (e.g. ``users/users_0001.csv``).
+    Raises :class:`~assets_project.lib.readers.UnreadableFileError` when the file as a whole
+    cannot be taken (unreadable, or a required column missing); nothing is committed then.
+    """
+    started = time.perf_counter()
+    batch_id = batch_id or uuid.uuid4().hex
+    sha = file_sha256(path)
+    result = IngestResult(source_file=source, sha256=sha, bytes=path.stat().st_size)
+    app_id = transaction_id(sha)
+    raw = ensure_table(layout.raw_uri(contract.name), raw_schema(contract), [PARTITION_COLUMN])
+    dlq = ensure_table(layout.dlq_uri(contract.name), DLQ_SCHEMA)
+    raw_done = raw.transaction_version(app_id) is not None
+    dlq_done = dlq.transaction_version(app_id) is not None
+    if raw_done and dlq_done:
+        result.already_ingested = True
+        result.raw_version, result.dlq_version = raw.version(), dlq.version()
+        result.seconds = time.perf_counter() - started
+        return result
+
+    opened = open_file(path)
+    if opened.format != "jsonl":
+        missing = missing_required(contract, opened.columns)
+        if missing:
+            raise UnreadableFileError(
+                f"required column(s) missing from the header: {', '.join(missing)} "
+                f"(header: {', '.join(opened.columns)})"
+            )
+        known = {c.name for c in contract.columns}
+        result.extra_columns = tuple(c for c in opened.columns if c not in known)
+
+    extracted_at = datetime.now(UTC).replace(tzinfo=None)
+    spool = _RejectSpool(layout.spool_dir, source, batch_id, extracted_at, contract.version)
+    metadata = {"source_file": source, "sha256": sha, "batch_id": batch_id}
+    try:
+        batches = _valid_batches(opened, contract, spool, result, source, batch_id, extracted_at)
+        if raw_done:
+            for _ in batches:  # only the rejects are still to be committed
+                pass
+        else:
+            schema = raw_schema(contract)
+            write_deltalake(
+                raw,
+                pa.RecordBatchReader.from_batches(schema, batches),
+                mode="append",
+                partition_by=[PARTITION_COLUMN],
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(app_id, 1)],
+                    custom_metadata=metadata,
+                ),
+            )
+        rejects = spool.finish()
+        if not dlq_done:
+            write_deltalake(
+                dlq,
+                rejects,
+                mode="append",
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(app_id, 1)],
+                    custom_metadata={**metadata, "rows": str(rejects.num_rows)},
+                ),
+            )
+    finally:
+        spool.discard()
+    result.rows_rejected = spool.rows
+    result.reject_reasons = dict(sorted(spool.reasons.items(), key=lambda kv: -kv[1]))
+    result.raw_version = DeltaTable(layout.raw_uri(contract.name)).version()
+    result.dlq_version = DeltaTable(layout.dlq_uri(contract.name)).version()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def summary(result: IngestResult) -> str:
+    """One line describing the outcome, for logs."""
+    return json.dumps(
+        {
+            "file": result.source_file,
+            "rows_in": result.rows_in,
+            "written": result.rows_written,
+            "rejected": result.rows_rejected,
+            "already_ingested": result.already_ingested,
+        }
+    )

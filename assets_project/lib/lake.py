@@ -1,0 +1,115 @@
+"""Where the lake lives and how raw and dead-letter Delta tables are laid out.
+
+Raw tables hold the contract's columns plus lake metadata columns; dead-letter tables hold the
+original record as text with every rule it broke. Both are addressed by URI so that the same
+code serves local disk and object storage.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from assets_project.lib.contracts import Contract
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+PARTITION_COLUMN = "_partition_date"
+METADATA_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("_source", pa.string(), nullable=False),
+    pa.field("_source_line", pa.int64(), nullable=False),
+    pa.field("_batch_id", pa.string(), nullable=False),
+    pa.field("_extracted_at", pa.timestamp("us"), nullable=False),
+    pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+)
+METADATA_DESCRIPTIONS: dict[str, str] = {
+    "_source": "File (or stream position) the record was read from.",
+    "_source_line": "1-based position of the record in its file (data row for CSV, line for JSON lines).",
+    "_batch_id": "Dagster run that ingested the record.",
+    "_extracted_at": "When the batch was ingested (UTC).",
+    PARTITION_COLUMN: "Date of the contract's partition column; the Delta partition.",
+}
+REASON_TYPE = pa.struct([("column", pa.string()), ("rule", pa.string()), ("value", pa.string())])
+DLQ_SCHEMA = pa.schema(
+    [
+        pa.field("_source", pa.string(), nullable=False),
+        pa.field("_source_line", pa.int64()),
+        pa.field("_batch_id", pa.string(), nullable=False),
+        pa.field("_extracted_at", pa.timestamp("us"), nullable=False),
+        pa.field("contract_version", pa.int32(), nullable=False),
+        pa.field("record", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("reasons", pa.list_(REASON_TYPE), nullable=False),
+    ]
+)
+
+
+def raw_schema(contract: Contract) -> pa.Schema:
+    """Arrow schema of the raw Delta table of ``contract``'s source."""
+    fields = [pa.field(c.name, c.arrow_type, nullable=not c.required) for c in contract.columns]
+    return pa.schema([*fields, *METADATA_FIELDS])
+
+
+@dataclass(frozen=True)
+class LakeLayout:
+    """Folders of the file-drop flow and URIs of the Delta tables."""
+
+    data_dir: Path
+    lake_uri: str
+    warehouse_path: Path
+
+    @classmethod
+    def from_env(cls) -> LakeLayout:
+        """Paths from DATA_DIR, LAKE_URI and WAREHOUSE_PATH, defaulting to the repo's data/."""
+        data_dir = Path(os.environ.get("DATA_DIR", REPO_ROOT / "data")).resolve()
+        lake_uri = os.environ.get("LAKE_URI") or str(data_dir / "lake")
+        warehouse = Path(os.environ.get("WAREHOUSE_PATH", data_dir / "warehouse.duckdb"))
+        return cls(data_dir=data_dir, lake_uri=lake_uri, warehouse_path=warehouse.resolve())
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    def raw_uri(self, source: str) -> str:
+        return f"{self.lake_uri.rstrip('/')}/raw/{source}"
+
+    def dlq_uri(self, source: str) -> str:
+        return f"{self.lake_uri.rstrip('/')}/dlq/{source}"
+
+
+def open_table(uri: str) -> DeltaTable | None:
+    """The Delta table at ``uri``, or None when none was created there yet."""
+    try:
+        return DeltaTable(uri)
+    except TableNotFoundError:
+        return None
+
+
+def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None = None) -> DeltaTable:
+    """Create an empty Delta table at ``uri`` with ``schema`` unless one exists."""
+    if not uri.startswith(("s3://", "s3a://", "gs://", "az://", "abfss://")):
+        Path(uri).mkdir(parents=True, exist_ok=True)
+    return DeltaTable.create(uri, schema, mode="ignore", partition_by=partition_by)
+
+
+def ensure_source_tables(layout: LakeLayout, contract: Contract) -> None:
+    """Create the raw and dead-letter tables of a source so that readers find them."""
+    ensure_table(layout.raw_uri(contract.name), raw_schema(contract), [PARTITION_COLUMN])
+    ensure_table(layout.dlq_uri(contract.name), DLQ_SCHEMA)

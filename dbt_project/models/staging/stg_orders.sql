@@ -1,0 +1,31 @@
+-- One row per order_id: the newest version from the append-only raw table.
+with source as (
+
+    select
+        cast(order_id as bigint)             as order_id,
+        cast(user_id as bigint)              as user_id,
+        cast(product_id as bigint)           as product_id,
+        cast(quantity as integer)            as quantity,
+        cast(unit_price as decimal(12, 2))   as unit_price,
+        cast(status as varchar)              as status,
+        cast(created_at as timestamp)        as created_at,
+        cast(updated_at as timestamp)        as updated_at,
+        cast(_source as varchar)             as _source,
+        cast(_source_line as bigint)         as _source_line,
+        cast(_extracted_at as timestamp)     as _extracted_at
+    from {{ source('raw', 'orders') }}
+
+),
+
+deduplicated as (
+
+    select *
+    from source
+    qualify row_number() over (
+        partition by order_id
+        order by updated_at desc, _extracted_at desc, _source desc, _source_line desc
+    ) = 1
+
+)
+
+select * from deduplicated

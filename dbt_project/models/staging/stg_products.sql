@@ -1,0 +1,28 @@
+-- One row per product_id: the newest version from the append-only raw table.
+with source as (
+
+    select
+        cast(product_id as bigint)           as product_id,
+        cast(name as varchar)                as product_name,
+        cast(category as varchar)            as category,
+        cast(unit_price as decimal(12, 2))   as unit_price,
+        cast(updated_at as timestamp)        as updated_at,
+        cast(_source as varchar)             as _source,
+        cast(_source_line as bigint)         as _source_line,
+        cast(_extracted_at as timestamp)     as _extracted_at
+    from {{ source('raw', 'products') }}
+
+),
+
+deduplicated as (
+
+    select *
+    from source
+    qualify row_number() over (
+        partition by product_id
+        order by updated_at desc, _extracted_at desc, _source desc, _source_line desc
+    ) = 1
+
+)
+
+select * from deduplicated
