@@ -1,0 +1,42 @@
+"""The code location: every asset, check, sensor and schedule of the lakehouse."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from assets_project.defs.dbt.assets import shop_dbt_models
+from assets_project.defs.dbt.project import dbt_project
+from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
+from assets_project.defs.resources import LakeResource
+from assets_project.defs.schedules import daily_marts_schedule, marts_job
+
+
+def _dbt_executable() -> str:
+    """The dbt beside this interpreter (the project's virtualenv), else the one on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    name="automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Materializes dbt models when new raw data has landed upstream.",
+)
+
+defs = dg.Definitions(
+    assets=[*file_drop_assets, shop_dbt_models],
+    jobs=[marts_job],
+    schedules=[daily_marts_schedule],
+    sensors=[*file_drop_sensors, automation_sensor],
+    resources={
+        "lake": LakeResource.from_env(),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=_dbt_executable()),
+    },
+)

@@ -1,0 +1,67 @@
+"""Every dbt model as a Dagster asset, every dbt test as an asset check."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from assets_project.defs.dbt.project import dbt_project
+from assets_project.defs.dbt.translator import ShopDbtTranslator
+from assets_project.defs.ingestion.files import FILE_CONTRACTS
+from assets_project.defs.metadata import table_metadata
+from assets_project.defs.resources import LakeResource
+from assets_project.lib.lake import ensure_source_tables
+from assets_project.lib.warehouse import TableFacts, table_facts
+
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+def _with_facts(context: dg.AssetExecutionContext, event: Any, facts: dict[str, TableFacts]) -> Any:
+    """Attach row count and column schema (types from DuckDB, descriptions from dbt)."""
+    if not isinstance(event, dg.Output):
+        return event
+    key = context.asset_key_for_output(event.output_name)
+    found = facts.get(key.path[-1])
+    if found is None:
+        return event
+    declared = context.assets_def.specs_by_key[key].metadata.get("dagster/column_schema")
+    descriptions = {c.name: c.description for c in declared.columns} if declared else {}
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=name, type=data_type, description=descriptions.get(name))
+            for name, data_type in found.columns
+        ]
+    )
+    return event.with_metadata(
+        {**event.metadata, **table_metadata(row_count=found.row_count, column_schema=schema)}
+    )
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=ShopDbtTranslator(),
+    pool=WAREHOUSE_POOL,
+)
+def shop_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource
+) -> Iterator[Any]:
+    """Build the selected dbt models and run their tests against the DuckDB warehouse."""
+    for contract in FILE_CONTRACTS:
+        ensure_source_tables(lake.layout, contract)  # a source never ingested reads as empty
+    with lake.dbt_environment():
+        invocation = dbt.cli(["build"], context=context)
+    # Row counts and column types are read once dbt has released the warehouse file: DuckDB
+    # admits no second process while dbt writes it, so events are held until dbt is done.
+    events = list(invocation.stream())
+    facts = table_facts(
+        lake.layout.warehouse_path,
+        {
+            context.asset_key_for_output(e.output_name).path[-1]
+            for e in events
+            if isinstance(e, dg.Output)
+        },
+    )
+    for event in events:
+        yield _with_facts(context, event, facts)

@@ -1,0 +1,200 @@
+"""File-drop ingestion: one raw asset and one sensor per source contract.
+
+A file dropped into ``data/landing/<source>/`` is picked up by ``<source>_file_sensor`` once it
+has settled, which requests one run per file (run key from path, size and modification time).
+The run validates the file against the source's contract, appends valid rows to
+``lake/raw/<source>`` and rejected rows to ``lake/dlq/<source>``, then moves the file to
+``data/archive/<source>/``; a file that cannot be read at all goes to
+``data/quarantine/<source>/`` with a ``.reason`` file beside it.
+"""
+
+import json
+from collections.abc import Iterator
+
+import dagster as dg
+from deltalake import DeltaTable
+
+from assets_project.defs.metadata import table_metadata
+from assets_project.defs.resources import LakeResource
+from assets_project.lib.contracts import Contract, load_contract, source_names
+from assets_project.lib.ingest import IngestResult, ingest_file
+from assets_project.lib.lake import METADATA_DESCRIPTIONS, raw_schema
+from assets_project.lib.landing import (
+    DropFile,
+    UnsafePathError,
+    archive,
+    quarantine,
+    resolve_inside,
+    scan,
+)
+from assets_project.lib.readers import UnreadableFileError
+
+INGESTION_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+class FileDropConfig(dg.Config):
+    """Which dropped file to ingest."""
+
+    path: str | None = None
+    """File under the landing folder, e.g. ``users/users_0001.csv``; empty: every ready file."""
+
+
+def raw_asset_key(source: str) -> dg.AssetKey:
+    """Key of the raw table of ``source``; dbt sources map onto these keys."""
+    return dg.AssetKey(["raw", source])
+
+
+def column_schema(contract: Contract) -> dg.TableSchema:
+    """The raw table's schema with the contract's column descriptions."""
+    descriptions = {c.name: c.description for c in contract.columns} | METADATA_DESCRIPTIONS
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=field.name,
+                type=str(field.type),
+                description=descriptions.get(field.name),
+                constraints=dg.TableColumnConstraints(nullable=field.nullable),
+            )
+            for field in raw_schema(contract)
+        ]
+    )
+
+
+def _files_to_ingest(
+    config: FileDropConfig, lake: LakeResource, source: str
+) -> tuple[list[DropFile], list[str]]:
+    folder = lake.layout.landing_dir / source
+    if config.path is None:
+        return scan(folder, lake.settle_seconds)
+    path = resolve_inside(folder, resolve_inside(lake.layout.landing_dir, config.path))
+    if not path.is_file():
+        return [], [f"{config.path}: no longer in the landing folder (already ingested?)"]
+    stat = path.stat()
+    relative = f"{source}/{path.relative_to(folder.resolve())}"
+    return [
+        DropFile(path=path, relative=relative, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    ], []
+
+
+def _ingest_one(
+    context: dg.AssetExecutionContext, drop: DropFile, contract: Contract, lake: LakeResource
+) -> IngestResult | None:
+    layout = lake.layout
+    try:
+        result = ingest_file(
+            drop.path, contract, layout, source=drop.relative, batch_id=context.run.run_id
+        )
+    except UnreadableFileError as exc:
+        reason = f"{drop.relative}: {exc}"
+        target = quarantine(drop.path, layout.quarantine_dir / contract.name, reason)
+        context.log.warning(f"quarantined {reason} -> {target}")
+        return None
+    target = archive(drop.path, layout.archive_dir / contract.name)
+    if result.already_ingested:
+        context.log.info(f"{drop.relative}: content already in the lake; archived to {target}")
+    else:
+        context.log.info(
+            f"{drop.relative}: {result.rows_in} rows, {result.rows_written} written, "
+            f"{result.rows_rejected} rejected; archived to {target}"
+        )
+    return result
+
+
+def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
+    """The raw asset of one file-drop source."""
+    schema = column_schema(contract)
+
+    @dg.asset(
+        key=raw_asset_key(contract.name),
+        group_name="raw",
+        description=f"{contract.description}\n\nRaw Delta table `lake/raw/{contract.name}` "
+        f"(append-only, partitioned by the date of `{contract.partition_by}`); rejected "
+        f"records go to `lake/dlq/{contract.name}`.",
+        kinds={"delta", "duckdb"},
+        owners=[contract.owner],
+        tags={"source": contract.name, "channel": "file"},
+        metadata={
+            "contract_version": contract.version,
+            "primary_key": ", ".join(contract.primary_key),
+            **table_metadata(column_schema=schema),
+        },
+        retry_policy=INGESTION_RETRY_POLICY,
+        output_required=False,
+    )
+    def _raw_asset(
+        context: dg.AssetExecutionContext, config: FileDropConfig, lake: LakeResource
+    ) -> Iterator[dg.MaterializeResult]:
+        try:
+            drops, notes = _files_to_ingest(config, lake, contract.name)
+        except UnsafePathError as exc:
+            raise dg.Failure(f"refusing to read {config.path}: {exc}") from exc
+        for note in notes:
+            context.log.info(note)
+        results = [r for d in drops if (r := _ingest_one(context, d, contract, lake)) is not None]
+        quarantined = len(drops) - len(results)
+        written = [r for r in results if not r.already_ingested]
+        if not written and not quarantined:
+            context.log.info("nothing new to ingest")
+            return
+        table = DeltaTable(lake.layout.raw_uri(contract.name))
+        yield dg.MaterializeResult(
+            metadata={
+                "files": [r.source_file for r in results],
+                "files_quarantined": quarantined,
+                "rows_in": sum(r.rows_in for r in written),
+                "rows_written": sum(r.rows_written for r in written),
+                "rows_rejected": sum(r.rows_rejected for r in written),
+                "bytes": sum(r.bytes for r in written),
+                "duration_s": round(sum(r.seconds for r in written), 3),
+                "delta_version": table.version(),
+                "dlq_delta_version": max((r.dlq_version or 0) for r in results) if results else 0,
+                "reject_reasons": dg.MetadataValue.json(
+                    {r.source_file: r.reject_reasons for r in written if r.reject_reasons}
+                ),
+                "extra_columns_ignored": sorted({c for r in written for c in r.extra_columns}),
+                "table_uri": lake.layout.raw_uri(contract.name),
+                **table_metadata(column_schema=schema, row_count=table.count()),
+            }
+        )
+
+    return _raw_asset
+
+
+def build_file_drop_sensor(contract: Contract) -> dg.SensorDefinition:
+    """The sensor that requests one ingestion run per settled file of one source."""
+    key = raw_asset_key(contract.name)
+    op_name = key.to_python_identifier()
+
+    @dg.sensor(
+        name=f"{contract.name}_file_sensor",
+        description=f"Requests a run of raw/{contract.name} for each new file in "
+        f"data/landing/{contract.name}/ once it has stopped changing.",
+        target=[key],
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def _sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+        ready, notes = scan(lake.layout.landing_dir / contract.name, lake.settle_seconds)
+        seen = set(json.loads(context.cursor)) if context.cursor else set()
+        requests = [
+            dg.RunRequest(
+                run_key=f"{contract.name}:{drop.run_key}",
+                run_config=dg.RunConfig(ops={op_name: FileDropConfig(path=drop.relative)}),
+                tags={"source_file": drop.relative},
+            )
+            for drop in ready
+            if drop.run_key not in seen
+        ]
+        # Remember only files still in the landing folder: ingested ones move to the archive.
+        cursor = json.dumps(sorted(drop.run_key for drop in ready))
+        skip = None if requests else "; ".join(notes) or "no new files"
+        return dg.SensorResult(run_requests=requests, cursor=cursor, skip_reason=skip)
+
+    return _sensor
+
+
+FILE_CONTRACTS = tuple(load_contract(name) for name in source_names())
+file_drop_assets = [build_file_drop_asset(c) for c in FILE_CONTRACTS]
+file_drop_sensors = [build_file_drop_sensor(c) for c in FILE_CONTRACTS]

@@ -1,0 +1,55 @@
+"""Resources shared by the asset graph: where the lake lives and how dbt is invoked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from assets_project.lib.lake import LakeLayout
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The data folder (landing, archive, quarantine), the Delta lake URI and the warehouse."""
+
+    data_dir: str
+    lake_uri: str
+    warehouse_path: str
+    settle_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> LakeResource:
+        """Configured from DATA_DIR, LAKE_URI, WAREHOUSE_PATH and LANDING_SETTLE_SECONDS."""
+        layout = LakeLayout.from_env()
+        return cls(
+            data_dir=str(layout.data_dir),
+            lake_uri=layout.lake_uri,
+            warehouse_path=str(layout.warehouse_path),
+            settle_seconds=float(os.environ.get("LANDING_SETTLE_SECONDS", "5")),
+        )
+
+    @property
+    def layout(self) -> LakeLayout:
+        return LakeLayout(
+            data_dir=Path(self.data_dir),
+            lake_uri=self.lake_uri,
+            warehouse_path=Path(self.warehouse_path),
+        )
+
+    @contextmanager
+    def dbt_environment(self) -> Iterator[None]:
+        """Export the lake URI and warehouse path for a dbt process started inside the block."""
+        values = {"LAKE_URI": self.lake_uri, "WAREHOUSE_PATH": self.warehouse_path}
+        previous = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in previous.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
