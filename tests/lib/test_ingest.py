@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+import assets_project.lib.ingest as ingest_module
+from assets_project.lib.contracts import load_contract
+from assets_project.lib.ingest import ingest_file
+from assets_project.lib.lake import LakeLayout
+from assets_project.lib.readers import UnreadableFileError
+
+HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at\n"
+ROWS = (
+    "1,a@b.co,2026-01-01,free,europe,2026-01-02 10:00:00\n"
+    "2,bad-email,2026-01-01,gold,europe,2026-01-02 10:00:00\n"
+    '3,"c@d.co",2026-01-01,basic,asia_pacific,2026-01-03 00:00:00,surplus\n'
+    "4,e@f.co,2026-01-05,premium,europe,2026-01-06 11:00:00\n"
+)
+
+
+def _drop(layout: LakeLayout, name: str, text: str) -> Path:
+    path = layout.landing_dir / "users" / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _rows(uri: str) -> list[dict]:
+    return DeltaTable(uri).to_pyarrow_table().to_pylist()
+
+
+def test_rows_in_equal_raw_plus_dead_letter(layout: LakeLayout) -> None:
+    path = _drop(layout, "u.csv", HEADER + ROWS)
+    result = ingest_file(path, load_contract("users"), layout, source="users/u.csv", batch_id="b1")
+    assert (result.rows_in, result.rows_written, result.rows_rejected) == (4, 2, 2)
+    raw = _rows(layout.raw_uri("users"))
+    dlq = _rows(layout.dlq_uri("users"))
+    assert sorted(r["user_id"] for r in raw) == [1, 4]
+    assert {r["_source"] for r in raw + dlq} == {"users/u.csv"}
+    assert {r["_batch_id"] for r in raw + dlq} == {"b1"}
+    assert {str(r["_partition_date"]) for r in raw} == {"2026-01-02", "2026-01-06"}
+    reasons = {r["_source_line"]: r["reason"] for r in dlq}
+    assert reasons[2].startswith("email: does not match")
+    assert "user_tier: not one of" in reasons[2]
+    surplus = next(r for r in dlq if "surplus" in r["record"])
+    assert surplus["reason"] == "row has 7 fields, header has 6"
+
+
+def test_same_content_is_never_appended_twice(layout: LakeLayout) -> None:
+    contract = load_contract("users")
+    first = _drop(layout, "u.csv", HEADER + ROWS)
+    ingest_file(first, contract, layout, source="users/u.csv")
+    again = _drop(layout, "u_copy.csv", HEADER + ROWS)
+    result = ingest_file(again, contract, layout, source="users/u_copy.csv")
+    assert result.already_ingested
+    assert len(_rows(layout.raw_uri("users"))) == 2
+    assert len(_rows(layout.dlq_uri("users"))) == 2
+
+
+def test_crash_between_raw_and_dead_letter_commit_recovers_exactly_once(
+    layout: LakeLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dead-letter commit fails once (injected); the retry adds only the dead letters."""
+    contract = load_contract("users")
+    path = _drop(layout, "u.csv", HEADER + ROWS)
+    real_write = ingest_module.write_deltalake
+    calls = {"n": 0}
+
+    def failing_second_write(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("injected crash before the dead-letter commit")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "write_deltalake", failing_second_write)
+    with pytest.raises(OSError, match="injected"):
+        ingest_file(path, contract, layout, source="users/u.csv")
+    assert len(_rows(layout.raw_uri("users"))) == 2
+    assert len(_rows(layout.dlq_uri("users"))) == 0
+    result = ingest_file(path, contract, layout, source="users/u.csv")
+    assert not result.already_ingested
+    assert len(_rows(layout.raw_uri("users"))) == 2
+    assert len(_rows(layout.dlq_uri("users"))) == 2
+    assert ingest_file(path, contract, layout, source="users/u.csv").already_ingested
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "file is empty"),
+        ("user_id;email;signup_date\n1;a@b.co;2026-01-01\n", "required column(s) missing"),
+        ("user_id,user_id,email\n", "duplicate column names"),
+    ],
+)
+def test_unreadable_files_raise_with_reason(layout: LakeLayout, text: str, message: str) -> None:
+    path = _drop(layout, "bad.csv", text)
+    with pytest.raises(UnreadableFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ingest_file(path, load_contract("users"), layout, source="users/bad.csv")
+
+
+def test_json_lines_keep_line_numbers_and_blank_lines_are_not_records(layout: LakeLayout) -> None:
+    good = (
+        '{"event_id":"0a1b2c3d-0000-4000-8000-00000000000%d","user_id":1,"event_type":"click",'
+        '"event_timestamp":"2026-01-05T10:11:12Z","properties":{}}'
+    )
+    text = "\n".join([good % 1, "", "not json", good % 2, "[1]"]) + "\n"
+    path = layout.landing_dir / "user_events" / "e.jsonl"
+    path.write_text(text, encoding="utf-8")
+    result = ingest_file(path, load_contract("user_events"), layout, source="user_events/e.jsonl")
+    assert (result.rows_in, result.rows_written, result.rows_rejected) == (4, 2, 2)
+    raw = _rows(layout.raw_uri("user_events"))
+    assert sorted(r["_source_line"] for r in raw) == [1, 4]
+    dlq = _rows(layout.dlq_uri("user_events"))
+    assert sorted(r["_source_line"] for r in dlq) == [3, 5]
