@@ -79,7 +79,9 @@ def test_json_lines_rules_and_non_objects() -> None:
     valid, rejected = run_validation(new_connection(), query, batch)
     assert valid["event_id"].to_pylist() == ["0a1b2c3d-0000-4000-8000-000000000001"]
     assert str(valid["amount"][0].as_py()) == "12.50"
-    by_line = dict(zip(rejected["_source_line"].to_pylist(), rejected["_reasons"].to_pylist()))
+    by_line = dict(
+        zip(rejected["_source_line"].to_pylist(), rejected["_reasons"].to_pylist(), strict=True)
+    )
     assert {(r["column"], r["rule"]) for r in by_line[2]} == {
         ("event_type", "not one of page_view, click, purchase, signup, logout"),
         ("amount", "below minimum 0"),
