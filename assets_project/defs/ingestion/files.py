@@ -9,7 +9,6 @@ The run validates the file against the source's contract, appends valid rows to
 """
 
 import json
-from collections.abc import Iterator
 
 import dagster as dg
 from deltalake import DeltaTable
@@ -18,7 +17,7 @@ from assets_project.defs.metadata import table_metadata
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.contracts import Contract, load_contract, source_names
 from assets_project.lib.ingest import IngestResult, ingest_file
-from assets_project.lib.lake import METADATA_DESCRIPTIONS, raw_schema
+from assets_project.lib.lake import METADATA_DESCRIPTIONS, ensure_source_tables, raw_schema
 from assets_project.lib.landing import (
     DropFile,
     UnsafePathError,
@@ -121,11 +120,10 @@ def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
             **table_metadata(column_schema=schema),
         },
         retry_policy=INGESTION_RETRY_POLICY,
-        output_required=False,
     )
     def _raw_asset(
         context: dg.AssetExecutionContext, config: FileDropConfig, lake: LakeResource
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> dg.MaterializeResult:
         try:
             drops, notes = _files_to_ingest(config, lake, contract.name)
         except UnsafePathError as exc:
@@ -133,28 +131,27 @@ def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
         for note in notes:
             context.log.info(note)
         results = [r for d in drops if (r := _ingest_one(context, d, contract, lake)) is not None]
-        quarantined = len(drops) - len(results)
         written = [r for r in results if not r.already_ingested]
-        if not written and not quarantined:
-            context.log.info("nothing new to ingest")
-            return
-        table = DeltaTable(lake.layout.raw_uri(contract.name))
-        yield dg.MaterializeResult(
+        layout = lake.layout
+        ensure_source_tables(layout, contract)
+        table = DeltaTable(layout.raw_uri(contract.name))
+        return dg.MaterializeResult(
             metadata={
                 "files": [r.source_file for r in results],
-                "files_quarantined": quarantined,
+                "files_already_ingested": [r.source_file for r in results if r.already_ingested],
+                "files_quarantined": len(drops) - len(results),
                 "rows_in": sum(r.rows_in for r in written),
                 "rows_written": sum(r.rows_written for r in written),
                 "rows_rejected": sum(r.rows_rejected for r in written),
                 "bytes": sum(r.bytes for r in written),
                 "duration_s": round(sum(r.seconds for r in written), 3),
                 "delta_version": table.version(),
-                "dlq_delta_version": max((r.dlq_version or 0) for r in results) if results else 0,
+                "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
                 "reject_reasons": dg.MetadataValue.json(
                     {r.source_file: r.reject_reasons for r in written if r.reject_reasons}
                 ),
                 "extra_columns_ignored": sorted({c for r in written for c in r.extra_columns}),
-                "table_uri": lake.layout.raw_uri(contract.name),
+                "table_uri": layout.raw_uri(contract.name),
                 **table_metadata(column_schema=schema, row_count=table.count()),
             }
         )
