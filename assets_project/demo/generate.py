@@ -56,10 +56,12 @@ Defects (counted per file and kind in the manifest)
     late_event              0.5 %  of the last events file: valid events whose
                                    event_timestamp lies 2-10 days before that file's time slice
 
-    Invalid CSV rows take the key of an existing record but an ``updated_at`` (for orders also
-    ``created_at``) *earlier* than every valid version of that record, so they can never win a
-    "newest version" merge even if a check misses them. Invalid events get fresh event ids. Only
-    duplicates and late events are valid records; ``invalid_rows`` in the manifest counts the rest.
+    An invalid CSV row is a copy of the first version of an existing record (each record is used
+    at most once per kind) with one field broken and an ``updated_at`` (for orders also
+    ``created_at``) *earlier* than every valid version of that record, so it can never win a
+    "newest version" merge even if a check misses it. Invalid events get fresh event ids. With
+    ``files=1`` the late events fall into 2025-12-22 .. 2025-12-30. Only duplicates and late events
+    are valid records; ``invalid_rows`` in the manifest counts the rest.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -321,9 +323,8 @@ def _uuid_chars(rng: np.random.Generator, n: int) -> np.ndarray:
     hexed = np.empty((n, 32), dtype=np.uint8)
     hexed[:, 0::2] = _HEX[raw >> 4]
     hexed[:, 1::2] = _HEX[raw & 0x0F]
-    chars = np.full((n, 36), ord("-"), dtype=np.uint8)
-    for dst, src in ((0, 0), (9, 8), (14, 12), (19, 16), (24, 20)):
-        width = {0: 8, 24: 12}.get(dst, 4)
+    chars = np.full((n, 36), ord("-"), dtype=np.uint8)  # 8-4-4-4-12 hex digits
+    for dst, src, width in ((0, 0, 8), (9, 8, 4), (14, 12, 4), (19, 16, 4), (24, 20, 12)):
         chars[:, dst : dst + width] = hexed[:, src : src + width]
     return chars
 
@@ -443,12 +444,12 @@ def _build_world(seed: int, files: int, scale: Scale) -> _World:
     nu, np_, no = scale.users, scale.products, scale.orders
 
     # Users: first version in the file of the id block, tier/region changes in January.
-    u_first = rng.integers(0, len(_FIRST), nu)
-    u_last = rng.integers(0, len(_LAST), nu)
-    u_domain = rng.integers(0, len(_DOMAINS), nu)
+    u_first = rng.integers(0, len(_FIRST), nu, dtype=np.int8)
+    u_last = rng.integers(0, len(_LAST), nu, dtype=np.int8)
+    u_domain = rng.integers(0, len(_DOMAINS), nu, dtype=np.int8)
     u_signup_day = rng.integers(_SIGNUP_FIRST_DAY, _SIGNUP_END_DAY, nu)
-    u_tier = _choice(rng, _TIER_P, nu)
-    u_region = _choice(rng, _REGION_P, nu)
+    u_tier = _choice(rng, _TIER_P, nu).astype(np.int8)
+    u_region = _choice(rng, _REGION_P, nu).astype(np.int8)
     u_base_ts = u_signup_day * _DAY + rng.integers(3600, 30 * _DAY, nu)
     block = np.arange(nu) * files // nu
     upd1 = np.flatnonzero(rng.random(nu) < 0.20)
@@ -506,43 +507,47 @@ def _build_world(seed: int, files: int, scale: Scale) -> _World:
     product_rank = rng.permutation(np_)
     o_user = _skewed(rng, user_rank, no)
     o_product = _skewed(rng, product_rank, no)
-    o_quantity = np.minimum(rng.geometric(0.6, no), 10)
+    o_quantity = np.minimum(rng.geometric(0.6, no), 10).astype(np.int16)
     o_price = p_price[o_product]
-    o_price = np.where(rng.random(no) < 0.1, np.round(o_price * 0.9), o_price).astype(np.int64)
+    o_price = np.where(rng.random(no) < 0.1, np.round(o_price * 0.9), o_price).astype(np.int32)
     o_created = np.sort(rng.integers(BASE_S, END_S - 3600, no))
-    times = np.full((no, 5), -1, dtype=np.int64)
-    status = np.zeros((no, 5), dtype=np.int8)
-    times[:, 0] = o_created
+    ids: list[np.ndarray] = []
+    stamps: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+
+    def change(mask: np.ndarray, when: np.ndarray, code: np.ndarray | int) -> None:
+        """Record a status change for the orders in ``mask`` unless it is after the export."""
+        keep = np.flatnonzero(mask & (when < END_S))
+        ids.append(keep.astype(np.int32))
+        stamps.append(when[keep])
+        codes.append(np.broadcast_to(np.asarray(code, dtype=np.int8), (no,))[keep])
+
+    everyone = np.ones(no, dtype=bool)
+    change(everyone, o_created, _PENDING)
     early_cancel = rng.random(no) < 0.06
-    t_1 = o_created + np.where(
+    when = o_created + np.where(
         early_cancel, rng.integers(600, 2 * _DAY, no), rng.integers(60, 6 * 3600, no)
     )
-    times[:, 1] = t_1
-    status[:, 1] = np.where(early_cancel, _CANCELLED, _PAID)
+    change(everyone, when, np.where(early_cancel, _CANCELLED, _PAID))
     late_cancel = rng.random(no) < 0.04
-    t_2 = t_1 + np.where(
+    when += np.where(
         late_cancel, rng.integers(3600, _DAY, no), rng.integers(6 * 3600, 3 * _DAY, no)
     )
-    go = ~early_cancel
-    times[go, 2] = t_2[go]
-    status[go, 2] = np.where(late_cancel[go], _CANCELLED, _SHIPPED)
-    shipped = go & ~late_cancel
-    t_3 = t_2 + rng.integers(_DAY, 5 * _DAY, no)
-    times[shipped, 3] = t_3[shipped]
-    status[shipped, 3] = _DELIVERED
-    returned = shipped & (rng.random(no) < 0.08)
-    t_4 = t_3 + rng.integers(2 * _DAY, 14 * _DAY, no)
-    times[returned, 4] = t_4[returned]
-    status[returned, 4] = _RETURNED
-    order_idx, stage = np.nonzero((times >= 0) & (times < END_S))
-    del t_1, t_2, t_3, t_4
-    ts = times[order_idx, stage]
+    change(~early_cancel, when, np.where(late_cancel, _CANCELLED, _SHIPPED))
+    shipped = ~early_cancel & ~late_cancel
+    when += rng.integers(_DAY, 5 * _DAY, no)
+    change(shipped, when, _DELIVERED)
+    when += rng.integers(2 * _DAY, 14 * _DAY, no)
+    change(shipped & (rng.random(no) < 0.08), when, _RETURNED)
+    del when, early_cancel, late_cancel, shipped, everyone
+    ts = np.concatenate(stamps)
+    stamps.clear()
     orders = _sorted_table(
         {
-            "id": order_idx,
+            "id": np.concatenate(ids),
             "ts": ts,
-            "status": status[order_idx, stage],
-            "file": _window_file(ts, files),
+            "status": np.concatenate(codes),
+            "file": _window_file(ts, files).astype(np.int16),
         },
         files,
     )
@@ -1024,14 +1029,13 @@ def _plan_source(
     return plans
 
 
-def _write_lines(handle: BinaryIO, lines: pa.Array) -> None:
-    """Write the characters of a string array (each value ends in a newline) as they are."""
-    if len(lines) == 0:
-        return
+def _line_buffer(lines: pa.Array) -> tuple[memoryview, np.ndarray]:
+    """The characters of a string array and the offsets of its values into them."""
     offsets = np.frombuffer(
         lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4
     )
-    handle.write(memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]])
+    data = lines.buffers()[2]
+    return (memoryview(data) if data is not None else memoryview(b"")), offsets
 
 
 def _write_file(
@@ -1042,7 +1046,9 @@ def _write_file(
 ) -> list[str]:
     """Write one file: valid rows from ``build(chunk, lo, hi)`` with the planned extras mixed in.
 
-    Returns the lines of the rows in ``plan.capture`` (in that order) for later files.
+    Invalid and copied lines go before a random valid row; a duplicate goes 1-49 rows after its
+    original (within the same chunk). Returns the lines of the rows in ``plan.capture`` (in that
+    order) for later files.
     """
     n = plan.n_valid
     extra = plan.invalid + plan.across
@@ -1057,34 +1063,38 @@ def _write_file(
 
     plan.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = plan.path.with_name(f".{plan.path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with open(tmp, "wb", buffering=1 << 20) as handle:
         if header is not None:
             handle.write(header.encode("utf-8") + b"\n")
         for chunk, lo in enumerate(range(0, n, CHUNK_ROWS)):
             hi = min(n, lo + CHUNK_ROWS)
-            m = hi - lo
-            valid = build(chunk, lo, hi)
+            data, offsets = _line_buffer(build(chunk, lo, hi))
+            # (slot, tie-break, line): the line goes right before valid row `slot`.
+            inserts: list[tuple[int, int, bytes]] = []
+            d_lo, d_hi = np.searchsorted(dup_rows, [lo, hi])
+            for row, gap in zip(
+                dup_rows[d_lo:d_hi].tolist(), dup_gap[d_lo:d_hi].tolist(), strict=True
+            ):
+                line = bytes(data[offsets[row - lo] : offsets[row - lo + 1]])
+                inserts.append((min(row + gap, hi), len(inserts), line))
             e_lo = int(np.searchsorted(slots, lo))
             e_hi = len(slots) if hi == n else int(np.searchsorted(slots, hi))
-            d_lo, d_hi = np.searchsorted(dup_rows, [lo, hi])
-            dups = dup_rows[d_lo:d_hi]
-            keys = np.concatenate(
-                [
-                    2 * np.arange(lo, hi) + 1,  # valid row i sorts at 2i+1
-                    2 * np.minimum(dups + dup_gap[d_lo:d_hi], hi),  # a few rows after the original
-                    2 * slots[e_lo:e_hi],  # before valid row `slot`
-                ]
-            )
-            take = np.concatenate([np.arange(m), dups - lo, m + np.arange(e_hi - e_lo)])
-            lines = pa.concat_arrays(
-                [valid, _strings([extra[i] for i in by_slot[e_lo:e_hi]])]
-            ).take(pa.array(take[np.argsort(keys, kind="stable")]))
-            _write_lines(handle, lines)
+            for slot, i in zip(slots[e_lo:e_hi].tolist(), by_slot[e_lo:e_hi].tolist(), strict=True):
+                inserts.append((slot, len(inserts), extra[i].encode("utf-8")))
+            inserts.sort()
+            written = lo
+            for slot, _, line in inserts:
+                if slot > written:
+                    handle.write(data[offsets[written - lo] : offsets[slot - lo]])
+                    written = slot
+                handle.write(line)
+            handle.write(data[offsets[written - lo] : offsets[hi - lo]])
+
             c_lo, c_hi = np.searchsorted(capture_sorted, [lo, hi])
-            if c_hi > c_lo:
-                picked = valid.take(pa.array(capture_sorted[c_lo:c_hi] - lo)).to_pylist()
-                for i, line in zip(capture_order[c_lo:c_hi], picked, strict=True):
-                    captured[i] = line
+            for i, row in zip(
+                capture_order[c_lo:c_hi].tolist(), capture_sorted[c_lo:c_hi].tolist(), strict=True
+            ):
+                captured[i] = bytes(data[offsets[row - lo] : offsets[row - lo + 1]]).decode()
     os.replace(tmp, plan.path)
     return captured
 

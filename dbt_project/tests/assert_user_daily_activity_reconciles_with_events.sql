@@ -1,3 +1,5 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_user_daily_activity"}}}) }}
+
 -- Events, purchases and purchase revenue summed over fct_user_daily_activity must equal
 -- the totals over the deduplicated events in stg_user_events. Returns a row on mismatch.
 with activity as (
