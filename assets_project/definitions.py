@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from assets_project.defs.dbt.assets import shop_dbt_models
-from assets_project.defs.dbt.project import dbt_project
+from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.schedules import daily_marts_schedule, marts_job
-
-
-def _dbt_executable() -> str:
-    """The dbt beside this interpreter (the project's virtualenv), else the one on PATH."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
-
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     name="automation_condition_sensor",
@@ -37,6 +26,6 @@ defs = dg.Definitions(
     sensors=[*file_drop_sensors, automation_sensor],
     resources={
         "lake": LakeResource.from_env(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=_dbt_executable()),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     },
 )

@@ -90,7 +90,9 @@ def _valid_value(column: dict[str, Any], text: str | None) -> tuple[bool, Any]:
     return True, value
 
 
-def _validate(source: str, records: list[tuple[str, int, dict[str, str | None] | None]]) -> pd.DataFrame:
+def _validate(
+    source: str, records: list[tuple[str, int, dict[str, str | None] | None]]
+) -> pd.DataFrame:
     contract = _contract(source)
     rows = []
     for file_name, line, record in records:
@@ -177,14 +179,19 @@ def build_reference(landing: Path) -> Reference:
     revenue["amount"] = revenue["quantity"] * revenue["unit_price"]
     daily_revenue = (
         revenue.groupby(["revenue_date", "geographic_region"], dropna=False)
-        .agg(order_count=("order_id", "count"), units_sold=("quantity", "sum"), revenue=("amount", "sum"))
+        .agg(
+            order_count=("order_id", "count"),
+            units_sold=("quantity", "sum"),
+            revenue=("amount", "sum"),
+        )
         .reset_index()
     )
 
     events["activity_date"] = events["event_timestamp"].dt.date
     events["is_purchase"] = events["event_type"] == "purchase"
     events["purchase_amount"] = [
-        a if p and a is not None else Decimal("0") for a, p in zip(events["amount"], events["is_purchase"], strict=True)
+        a if p and a is not None else Decimal("0")
+        for a, p in zip(events["amount"], events["is_purchase"], strict=True)
     ]
     activity = (
         events.groupby(["user_id", "activity_date"])
@@ -198,7 +205,10 @@ def build_reference(landing: Path) -> Reference:
         .merge(users[["user_id", "user_tier", "geographic_region", "signup_date"]], on="user_id")
     )
     activity["days_since_signup"] = [
-        (a - s).days for a, s in zip(activity["activity_date"], activity["signup_date"], strict=True)
+        (a - s).days
+        for a, s in zip(activity["activity_date"], activity["signup_date"], strict=True)
     ]
     activity = activity.drop(columns=["signup_date"])
-    return Reference(dim_users=users, fct_daily_revenue=daily_revenue, fct_user_daily_activity=activity)
+    return Reference(
+        dim_users=users, fct_daily_revenue=daily_revenue, fct_user_daily_activity=activity
+    )

@@ -14,10 +14,9 @@ from dagster_dbt import DbtCliResource
 from deltalake import DeltaTable
 
 from assets_project.defs.dbt.assets import shop_dbt_models
-from assets_project.defs.dbt.project import dbt_project
+from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets
 from assets_project.defs.resources import LakeResource
-from assets_project.definitions import _dbt_executable
 from assets_project.demo.generate import generate
 from tests.e2e.reference import build_reference, record_counts
 
@@ -29,7 +28,7 @@ MARTS = ("dim_users", "dim_products", "fct_orders", "fct_user_daily_activity", "
 def _resources(lake: LakeResource) -> dict[str, object]:
     return {
         "lake": lake,
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=_dbt_executable()),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }
 
 
@@ -44,9 +43,10 @@ def _materialize_all(lake: LakeResource, instance: dg.DagsterInstance) -> dg.Exe
 def _marts(lake: LakeResource) -> dict[str, pd.DataFrame]:
     with duckdb.connect(lake.warehouse_path, read_only=True) as connection:
         return {
-            name: connection.sql(f"select * from main.{name}").df().sort_values(
-                list(connection.sql(f"select * from main.{name}").columns)
-            ).reset_index(drop=True)
+            name: connection.sql(f"select * from main.{name}")
+            .df()
+            .sort_values(list(connection.sql(f"select * from main.{name}").columns))
+            .reset_index(drop=True)
             for name in MARTS
         }
 
@@ -93,7 +93,9 @@ def test_every_file_is_archived_and_rows_are_conserved(pipeline: dict[str, objec
     lake: LakeResource = pipeline["lake"]  # type: ignore[assignment]
     expected = record_counts(pipeline["pristine"])  # type: ignore[arg-type]
     archived = {
-        f"{p.parent.name}/{p.name}" for p in (Path(lake.data_dir) / "archive").rglob("*") if p.is_file()
+        f"{p.parent.name}/{p.name}"
+        for p in (Path(lake.data_dir) / "archive").rglob("*")
+        if p.is_file()
     }
     assert archived == set(expected)
     for source in ("users", "products", "orders", "user_events"):
@@ -122,8 +124,13 @@ def test_daily_revenue_matches_reference(pipeline: dict[str, object]) -> None:
     got = pipeline["marts"]["fct_daily_revenue"]  # type: ignore[index]
     expected = reference.fct_daily_revenue
     as_rows = lambda frame: sorted(  # noqa: E731
-        (str(pd.Timestamp(r.revenue_date).date()), r.geographic_region, int(r.order_count),
-         int(r.units_sold), _money(r.revenue))
+        (
+            str(pd.Timestamp(r.revenue_date).date()),
+            r.geographic_region,
+            int(r.order_count),
+            int(r.units_sold),
+            _money(r.revenue),
+        )
         for r in frame.itertuples()
     )
     assert as_rows(got) == as_rows(expected)
@@ -135,9 +142,17 @@ def test_user_daily_activity_matches_reference(pipeline: dict[str, object]) -> N
     got = pipeline["marts"]["fct_user_daily_activity"]  # type: ignore[index]
     expected = reference.fct_user_daily_activity
     as_rows = lambda frame: sorted(  # noqa: E731
-        (int(r.user_id), str(pd.Timestamp(r.activity_date).date()), int(r.total_events),
-         int(r.distinct_event_types), int(r.purchase_count), _money(r.total_revenue),
-         r.user_tier, r.geographic_region, int(r.days_since_signup))
+        (
+            int(r.user_id),
+            str(pd.Timestamp(r.activity_date).date()),
+            int(r.total_events),
+            int(r.distinct_event_types),
+            int(r.purchase_count),
+            _money(r.total_revenue),
+            r.user_tier,
+            r.geographic_region,
+            int(r.days_since_signup),
+        )
         for r in frame.itertuples()
     )
     assert as_rows(got) == as_rows(expected)
@@ -170,7 +185,9 @@ def test_forced_reingest_of_the_same_file_adds_no_rows(pipeline: dict[str, objec
         instance=pipeline["instance"],  # type: ignore[arg-type]
     )
     (materialization,) = result.asset_materializations_for_node("raw__user_events")
-    assert materialization.metadata["files_already_ingested"].value == ["user_events/replayed.jsonl"]
+    assert materialization.metadata["files_already_ingested"].value == [
+        "user_events/replayed.jsonl"
+    ]
     assert DeltaTable(lake.layout.raw_uri("user_events")).to_pyarrow_table().num_rows == before
 
 
