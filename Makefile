@@ -10,6 +10,8 @@ DEMO_SEED ?= 42
 HOST ?= 127.0.0.1
 PORT ?= 3000
 export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
+# dbt (and dagster-dbt's manifest preparation under `dagster dev`) must find the venv's dbt.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: install dev demo-data dbt-manifest dagster-home test test-fast lint format bench clean
 
