@@ -41,8 +41,18 @@ class LakeResource(dg.ConfigurableResource):
 
     @contextmanager
     def dbt_environment(self) -> Iterator[None]:
-        """Export the lake URI and warehouse path for a dbt process started inside the block."""
-        values = {"LAKE_URI": self.lake_uri, "WAREHOUSE_PATH": self.warehouse_path}
+        """Environment for a dbt process started inside the block.
+
+        Exports the lake URI and warehouse path, and makes dbt's indirect test selection
+        ``buildable``: a partial run (as automation starts them) runs a test only when every
+        model it reads is selected or upstream of the selection, never one that reads a model
+        which may not exist yet.
+        """
+        values = {
+            "LAKE_URI": self.lake_uri,
+            "WAREHOUSE_PATH": self.warehouse_path,
+            "DBT_INDIRECT_SELECTION": "buildable",
+        }
         previous = {key: os.environ.get(key) for key in values}
         os.environ.update(values)
         try:
