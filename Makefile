@@ -13,7 +13,7 @@ export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 # dbt (and dagster-dbt's manifest preparation under `dagster dev`) must find the venv's dbt.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install dev demo-data dbt-manifest dagster-home test test-fast lint format bench clean
+.PHONY: install dev demo-data dbt-manifest dagster-home browser test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,14 @@ dagster-home:
 dev: demo-data dbt-manifest dagster-home
 	$(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-test: install dbt-manifest
+## Debian's Chromium for the UI tests (Playwright drives it; it downloads no browser itself).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium missing: install it (apt-get install chromium) or the UI tests are skipped"; fi; }
+
+test: install dbt-manifest browser
 	$(PY) -m pytest
 
 test-fast: install dbt-manifest

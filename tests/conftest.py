@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,13 @@ def lake(layout: LakeLayout) -> LakeResource:
         warehouse_path=str(layout.warehouse_path),
         settle_seconds=0,
     )
+
+
+def require_service(available: bool, what: str, install: str) -> None:
+    """Skip a test whose service is missing, or fail it when REQUIRE_SERVICES=1 (as in CI)."""
+    if available:
+        return
+    message = f"{what} is not available here; install it with: {install}"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1: {message}")
+    pytest.skip(message)
