@@ -10,7 +10,6 @@ their text, so that nothing is lost. A file that cannot be read at all raises
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,9 +204,3 @@ def open_file(path: Path) -> FileBatches:
     if fmt == "jsonl":
         return _open_jsonl(path)
     return _open_parquet(path)
-
-
-def sniff_text(path: Path, limit: int = 200) -> str:
-    """The first ``limit`` characters of a file, for error messages."""
-    with path.open("rb") as handle:
-        return io.TextIOWrapper(handle, encoding="utf-8", errors="replace").read(limit)
