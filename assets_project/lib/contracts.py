@@ -51,6 +51,9 @@ class Column(BaseModel):
         default=None,
         description="JSON path inside the record (JSON sources only); defaults to $.<name>.",
     )
+    unique: bool = Field(
+        default=False, description="No value belongs to two different primary keys."
+    )
 
     _name_ok = field_validator("name")(_check_identifier)
 
@@ -106,6 +109,45 @@ class Column(BaseModel):
         }[self.type]
 
 
+class Freshness(BaseModel):
+    """How stale the raw table may get before the SLA warns, then fails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warn_after_minutes: int = Field(gt=0)
+    fail_after_minutes: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _fail_after_warn(self) -> Freshness:
+        if self.fail_after_minutes < self.warn_after_minutes:
+            raise ValueError("fail_after_minutes must not be below warn_after_minutes")
+        return self
+
+
+class RejectRate(BaseModel):
+    """Share of a batch's records that may go to the dead-letter table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warn_above: float = Field(ge=0, le=1)
+    fail_above: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _fail_above_warn(self) -> RejectRate:
+        if self.fail_above < self.warn_above:
+            raise ValueError("fail_above must not be below warn_above")
+        return self
+
+
+class Volume(BaseModel):
+    """Records expected in one batch (one file, one extraction)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_rows: int = Field(default=0, ge=0)
+    max_rows: int | None = Field(default=None, gt=0)
+
+
 class Contract(BaseModel):
     """The contract of one source: what its records look like and how they are keyed."""
 
@@ -123,6 +165,9 @@ class Contract(BaseModel):
     update_time: str | None = None
     event_time: str | None = None
     columns: tuple[Column, ...] = Field(min_length=1)
+    freshness: Freshness
+    reject_rate: RejectRate
+    expected_volume: Volume = Volume()
 
     _name_ok = field_validator("name")(_check_identifier)
 
@@ -151,6 +196,11 @@ class Contract(BaseModel):
             if column.name == name:
                 return column
         raise KeyError(name)
+
+    @property
+    def version_column(self) -> str | None:
+        """The column whose newest value marks the current version of a record, if any."""
+        return self.update_time
 
     @property
     def input_columns(self) -> tuple[Column, ...]:

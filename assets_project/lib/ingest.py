@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from assets_project.lib.contracts import Contract
+from assets_project.lib.contracts import IDENTIFIER, Contract
 from assets_project.lib.lake import (
     DLQ_SCHEMA,
     PARTITION_COLUMN,
@@ -52,7 +52,8 @@ class IngestResult:
     raw_version: int | None = None
     dlq_version: int | None = None
     seconds: float = 0.0
-    extra_columns: tuple[str, ...] = ()
+    new_columns: tuple[str, ...] = ()
+    ignored_columns: tuple[str, ...] = ()
     reject_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -71,17 +72,22 @@ def transaction_id(sha256: str) -> str:
 
 
 def _with_metadata(
-    valid: pa.Table, contract: Contract, source: str, batch_id: str, extracted_at: datetime
+    valid: pa.Table,
+    contract: Contract,
+    schema: pa.Schema,
+    source: str,
+    batch_id: str,
+    extracted_at: datetime,
 ) -> pa.Table:
+    """Valid rows with the lake metadata columns, in the order and types of ``schema``."""
     n = valid.num_rows
-    partition = pc.cast(valid[contract.partition_by], pa.date32())
-    table = valid.select([c.name for c in contract.columns])
-    table = table.append_column("_source", pa.array([source] * n, pa.string()))
-    table = table.append_column("_source_line", valid["_source_line"])
+    table = valid.append_column("_source", pa.array([source] * n, pa.string()))
     table = table.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
     table = table.append_column("_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us")))
-    table = table.append_column(PARTITION_COLUMN, partition)
-    return table.cast(raw_schema(contract))
+    table = table.append_column(
+        PARTITION_COLUMN, pc.cast(valid[contract.partition_by], pa.date32())
+    )
+    return table.select(schema.names).cast(schema)
 
 
 def _reason_text(reasons: list[dict[str, str | None]]) -> str:
@@ -148,8 +154,17 @@ class _RejectSpool:
         self.path.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How one opened file maps onto the raw table."""
+
+    opened: FileBatches
+    schema: pa.Schema  # of the batches written to the raw table
+    new_columns: tuple[str, ...]  # tabular columns the contract does not know, added as text
+
+
 def _valid_batches(
-    opened: FileBatches,
+    plan: _Plan,
     contract: Contract,
     spool: _RejectSpool,
     result: IngestResult,
@@ -157,7 +172,13 @@ def _valid_batches(
     batch_id: str,
     extracted_at: datetime,
 ) -> Iterator[pa.RecordBatch]:
-    query = compile_validation(contract, opened.columns, jsonl=opened.format == "jsonl")
+    opened = plan.opened
+    query = compile_validation(
+        contract,
+        opened.columns,
+        jsonl=opened.format == "jsonl",
+        passthrough=plan.new_columns,
+    )
     connection = new_connection()
     try:
         for batch in opened.batches:
@@ -166,9 +187,8 @@ def _valid_batches(
             spool.add_rejected(rejected)
             if valid.num_rows:
                 result.rows_written += valid.num_rows
-                yield from _with_metadata(
-                    valid, contract, source, batch_id, extracted_at
-                ).to_batches()
+                rows = _with_metadata(valid, contract, plan.schema, source, batch_id, extracted_at)
+                yield from rows.to_batches()
     finally:
         connection.close()
     malformed = opened.malformed
@@ -183,6 +203,71 @@ def _valid_batches(
 def missing_required(contract: Contract, columns: tuple[str, ...]) -> list[str]:
     """Required contract columns that a tabular file's header lacks."""
     return [name for name in contract.required_input_columns if name not in columns]
+
+
+# Parquet physical types that can hold a contract type's values (text always can: its values
+# are then validated one by one like a CSV's).
+_COMPATIBLE: dict[str, Callable[[pa.DataType], bool]] = {
+    "bigint": pa.types.is_integer,
+    "integer": pa.types.is_integer,
+    "double": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
+    "decimal": lambda t: (
+        pa.types.is_decimal(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+    ),
+    "boolean": pa.types.is_boolean,
+    "date": lambda t: pa.types.is_date(t) or pa.types.is_timestamp(t),
+    "timestamp": lambda t: pa.types.is_timestamp(t) or pa.types.is_date(t),
+}
+
+
+def incompatible_parquet_types(contract: Contract, path: Path) -> list[str]:
+    """Contract columns whose Parquet type cannot hold the contract type, described."""
+    schema = pq.read_schema(path)
+    problems = []
+    for column in contract.input_columns:
+        if column.name not in schema.names:
+            continue
+        physical = schema.field(column.name).type
+        if pa.types.is_string(physical) or pa.types.is_large_string(physical):
+            continue
+        family = "decimal" if column.type.startswith("decimal") else column.type
+        accepts = _COMPATIBLE.get(family)
+        if accepts is None or not accepts(physical):
+            problems.append(
+                f"{column.name} is {physical} in the file, the contract says {column.type}"
+            )
+    return problems
+
+
+def _plan(path: Path, contract: Contract, table_schema: pa.Schema) -> _Plan:
+    """Open the file and decide its raw schema; raise UnreadableFileError if it cannot fit."""
+    opened = open_file(path)
+    base = raw_schema(contract)
+    if opened.format == "jsonl":
+        return _Plan(opened=opened, schema=base, new_columns=())
+    missing = missing_required(contract, opened.columns)
+    if missing:
+        raise UnreadableFileError(
+            f"required column(s) missing from the header: {', '.join(missing)} "
+            f"(header: {', '.join(opened.columns)})"
+        )
+    if opened.format == "parquet":
+        problems = incompatible_parquet_types(contract, path)
+        if problems:
+            raise UnreadableFileError("column type changed: " + "; ".join(problems))
+    known = {c.name for c in contract.columns}
+    new_columns = tuple(
+        name
+        for name in opened.columns
+        if name not in known and IDENTIFIER.match(name) and name not in base.names
+    )
+    schema = base
+    for name in new_columns:
+        existing = table_schema.field(name).type if name in table_schema.names else pa.string()
+        if existing != pa.string():
+            raise UnreadableFileError(f"column {name} is {existing} in the raw table, text here")
+        schema = schema.insert(len(contract.columns), pa.field(name, pa.string()))
+    return _Plan(opened=opened, schema=schema, new_columns=new_columns)
 
 
 def ingest_file(
@@ -214,32 +299,30 @@ def ingest_file(
         result.seconds = time.perf_counter() - started
         return result
 
-    opened = open_file(path)
-    if opened.format != "jsonl":
-        missing = missing_required(contract, opened.columns)
-        if missing:
-            raise UnreadableFileError(
-                f"required column(s) missing from the header: {', '.join(missing)} "
-                f"(header: {', '.join(opened.columns)})"
-            )
-        known = {c.name for c in contract.columns}
-        result.extra_columns = tuple(c for c in opened.columns if c not in known)
+    table_schema = pa.schema(raw.schema().to_arrow())
+    plan = _plan(path, contract, table_schema)
+    result.new_columns = tuple(c for c in plan.new_columns if c not in table_schema.names)
+    result.ignored_columns = tuple(
+        c
+        for c in plan.opened.columns
+        if c not in plan.schema.names and c not in {x.name for x in contract.columns}
+    )
 
     extracted_at = datetime.now(UTC).replace(tzinfo=None)
     spool = _RejectSpool(layout.spool_dir, source, batch_id, extracted_at, contract.version)
     metadata = {"source_file": source, "sha256": sha, "batch_id": batch_id}
     try:
-        batches = _valid_batches(opened, contract, spool, result, source, batch_id, extracted_at)
+        batches = _valid_batches(plan, contract, spool, result, source, batch_id, extracted_at)
         if raw_done:
             for _ in batches:  # only the rejects are still to be committed
                 pass
         else:
-            schema = raw_schema(contract)
             write_deltalake(
                 raw,
-                pa.RecordBatchReader.from_batches(schema, batches),
+                pa.RecordBatchReader.from_batches(plan.schema, batches),
                 mode="append",
                 partition_by=[PARTITION_COLUMN],
+                schema_mode="merge",
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(app_id, 1)],
                     custom_metadata=metadata,

@@ -104,15 +104,22 @@ class ValidationQuery:
 
 
 def compile_validation(
-    contract: Contract, file_columns: Sequence[str] = (), *, jsonl: bool = False
+    contract: Contract,
+    file_columns: Sequence[str] = (),
+    *,
+    jsonl: bool = False,
+    passthrough: Sequence[str] = (),
 ) -> ValidationQuery:
     """Compile the validation query over a relation named ``batch``.
 
     ``file_columns`` are the text columns of a tabular file (absent optional contract columns
-    are NULL; columns the contract does not know are kept only in the rejected record). With
-    ``jsonl`` the relation has one text column ``_line_text`` holding a JSON document per row,
-    and columns are extracted by their JSON path.
+    are NULL; columns the contract does not know are kept in the rejected record). Columns in
+    ``passthrough`` (new columns of a tabular file) are also returned as text for valid rows.
+    With ``jsonl`` the relation has one text column ``_line_text`` holding a JSON document per
+    row, and columns are extracted by their JSON path.
     """
+    if jsonl and passthrough:
+        raise ValueError("passthrough columns apply to tabular files only")
     present = set(file_columns)
     params = _Params()
     extracted: list[tuple[str, str]] = []  # (text expression, quoted target name)
@@ -120,7 +127,7 @@ def compile_validation(
         target = quote_ident(column.name)
         if jsonl:
             path = params.bind(column.path or f"$.{column.name}")
-            extracted.append((f"json_extract_string({LINE_TEXT}, {path})", target))
+            extracted.append((f"NULLIF(json_extract_string({LINE_TEXT}, {path}), '')", target))
         elif column.name in present:
             extracted.append((f"NULLIF({target}, '')", target))
         elif column.path is None:
@@ -143,6 +150,7 @@ def compile_validation(
         )
     else:
         pairs = ", ".join(f"{params.bind(name)}, {quote_ident(name)}" for name in file_columns)
+        extracted += [(f"NULLIF({quote_ident(n)}, '')", quote_ident(n)) for n in passthrough]
         columns_sql = ", ".join(f"{expr} AS {target}" for expr, target in extracted)
         source_sql = (
             f"SELECT _source_line, CAST(json_object({pairs}) AS VARCHAR) AS _record, "
@@ -169,6 +177,7 @@ def compile_validation(
             f"'value': left(_record, {_VALUE_PREVIEW})}}"
         )
         reasons = f"CASE WHEN _parse_ok THEN {reasons} ELSE [{parse_reason}] END"
+    typed_columns += [f"src.{quote_ident(n)}" for n in passthrough]
     sql = (
         f"WITH src AS ({source_sql}) "
         f"SELECT _source_line, {', '.join(typed_columns)}, {reasons} AS _reasons, "

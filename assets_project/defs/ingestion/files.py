@@ -11,6 +11,7 @@ The run validates the file against the source's contract, appends valid rows to
 import json
 
 import dagster as dg
+import pyarrow as pa
 from deltalake import DeltaTable
 
 from assets_project.defs.metadata import table_metadata
@@ -45,18 +46,23 @@ def raw_asset_key(source: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", source])
 
 
-def column_schema(contract: Contract) -> dg.TableSchema:
-    """The raw table's schema with the contract's column descriptions."""
+def column_schema(contract: Contract, schema: pa.Schema | None = None) -> dg.TableSchema:
+    """The raw table's schema (the contract's, or ``schema`` as found in the lake) described.
+
+    Columns a drop added beyond the contract (schema evolution) are described as such.
+    """
     descriptions = {c.name: c.description for c in contract.columns} | METADATA_DESCRIPTIONS
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=field.name,
                 type=str(field.type),
-                description=descriptions.get(field.name),
+                description=descriptions.get(
+                    field.name, "Added by a drop; not in the contract yet (text)."
+                ),
                 constraints=dg.TableColumnConstraints(nullable=field.nullable),
             )
-            for field in raw_schema(contract)
+            for field in (schema or raw_schema(contract))
         ]
     )
 
@@ -150,9 +156,13 @@ def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
                 "reject_reasons": dg.MetadataValue.json(
                     {r.source_file: r.reject_reasons for r in written if r.reject_reasons}
                 ),
-                "extra_columns_ignored": sorted({c for r in written for c in r.extra_columns}),
+                "new_columns": sorted({c for r in written for c in r.new_columns}),
+                "ignored_columns": sorted({c for r in written for c in r.ignored_columns}),
                 "table_uri": layout.raw_uri(contract.name),
-                **table_metadata(column_schema=schema, row_count=table.count()),
+                **table_metadata(
+                    column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
+                    row_count=table.count(),
+                ),
             }
         )
 
