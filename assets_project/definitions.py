@@ -8,6 +8,7 @@ from dagster_dbt import DbtCliResource
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
+from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.schedules import daily_marts_schedule, marts_job
 
@@ -21,6 +22,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=[*file_drop_assets, shop_dbt_models],
+    asset_checks=[*contract_checks, *schema_drift_checks],
     jobs=[marts_job],
     schedules=[daily_marts_schedule],
     sensors=[*file_drop_sensors, automation_sensor],

@@ -9,6 +9,7 @@ The run validates the file against the source's contract, appends valid rows to
 """
 
 import json
+from datetime import timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -126,6 +127,10 @@ def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
             **table_metadata(column_schema=schema),
         },
         retry_policy=INGESTION_RETRY_POLICY,
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
+            fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
+        ),
     )
     def _raw_asset(
         context: dg.AssetExecutionContext, config: FileDropConfig, lake: LakeResource
