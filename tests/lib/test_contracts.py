@@ -1,0 +1,63 @@
+"""Contracts load, and a malformed one fails with the file and the field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from assets_project.lib.contracts import CONTRACTS_DIR, ContractError, load_contract, source_names
+
+
+def _write(tmp_path: Path, name: str, change: dict) -> Path:
+    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
+    data.update(change)
+    (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(data))
+    return tmp_path
+
+
+def test_shipped_contracts_load() -> None:
+    assert source_names() == ("orders", "products", "user_events", "users")
+    for name in source_names():
+        contract = load_contract(name)
+        assert contract.primary_key and contract.freshness and contract.reject_rate
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"primary_key": ["nope"]}, "<root>", "primary_key names unknown column 'nope'"),
+        ({"format": "xml"}, "format", "Input should be"),
+        (
+            {"freshness": {"warn_after_minutes": 10}},
+            "freshness.fail_after_minutes",
+            "Field required",
+        ),
+        ({"reject_rate": {"warn_above": 0.5, "fail_above": 0.1}}, "reject_rate", "fail_above"),
+        ({"owner_team": "x"}, "owner_team", "Extra inputs are not permitted"),
+    ],
+)
+def test_malformed_contract_names_file_and_field(
+    tmp_path: Path, change: dict, field: str, message: str
+) -> None:
+    directory = _write(tmp_path, "users", change)
+    with pytest.raises(ContractError) as error:
+        load_contract("users", directory)
+    text = str(error.value)
+    assert str(directory / "users.yml") in text
+    assert field in text and message in text
+
+
+def test_bad_column_type_is_named(tmp_path: Path) -> None:
+    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
+    data["columns"][2]["type"] = "datetime"
+    (tmp_path / "users.yml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ContractError, match=r"columns\.2\.type: .*unknown type 'datetime'"):
+        load_contract("users", tmp_path)
+
+
+def test_contract_name_must_match_file_name(tmp_path: Path) -> None:
+    directory = _write(tmp_path, "customers", {})
+    with pytest.raises(ContractError, match="differs from the file name"):
+        load_contract("customers", directory)
