@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -196,7 +197,7 @@ def _valid_batches(
     spool.add(
         [m.line for m in malformed],
         [m.text for m in malformed],
-        [[{"column": None, "rule": m.reason, "value": None}] for m in malformed],
+        [[{"column": m.column, "rule": m.reason, "value": None}] for m in malformed],
     )
 
 
@@ -270,6 +271,30 @@ def _plan(path: Path, contract: Contract, table_schema: pa.Schema) -> _Plan:
     return _Plan(opened=opened, schema=schema, new_columns=new_columns)
 
 
+class _Watched:
+    """The valid batches, remembering a reader error that a Delta writer would wrap."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        self._batches = batches
+        self.error: UnreadableFileError | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches
+        except UnreadableFileError as exc:
+            self.error = exc
+            raise
+
+    def write_raw(self, table: DeltaTable, schema: pa.Schema, **kwargs: Any) -> None:
+        """Append the batches in one commit; a reader error surfaces as itself."""
+        try:
+            write_deltalake(table, pa.RecordBatchReader.from_batches(schema, iter(self)), **kwargs)
+        except Exception:
+            if self.error is not None:
+                raise self.error from None
+            raise
+
+
 def ingest_file(
     path: Path,
     contract: Contract,
@@ -312,14 +337,16 @@ def ingest_file(
     spool = _RejectSpool(layout.spool_dir, source, batch_id, extracted_at, contract.version)
     metadata = {"source_file": source, "sha256": sha, "batch_id": batch_id}
     try:
-        batches = _valid_batches(plan, contract, spool, result, source, batch_id, extracted_at)
+        batches = _Watched(
+            _valid_batches(plan, contract, spool, result, source, batch_id, extracted_at)
+        )
         if raw_done:
             for _ in batches:  # only the rejects are still to be committed
                 pass
         else:
-            write_deltalake(
+            batches.write_raw(
                 raw,
-                pa.RecordBatchReader.from_batches(plan.schema, batches),
+                plan.schema,
                 mode="append",
                 partition_by=[PARTITION_COLUMN],
                 schema_mode="merge",

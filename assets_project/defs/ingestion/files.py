@@ -138,7 +138,7 @@ def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
         try:
             drops, notes = _files_to_ingest(config, lake, contract.name)
         except UnsafePathError as exc:
-            raise dg.Failure(f"refusing to read {config.path}: {exc}") from exc
+            raise dg.Failure(f"refusing to read {config.path}: {exc}", allow_retries=False) from exc
         for note in notes:
             context.log.info(note)
         results = [r for d in drops if (r := _ingest_one(context, d, contract, lake)) is not None]
