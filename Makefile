@@ -61,5 +61,10 @@ format: install
 	$(VENV)/bin/ruff check --fix assets_project tests bench
 	$(VENV)/bin/ruff format assets_project tests bench
 
+## Benchmarks (see BENCHMARKS.md); pandera and pyinstrument come with the bench extra.
+bench: install
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) -m bench
+
 clean:
 	rm -rf $(DATA_DIR) dbt_project/target dbt_project/logs
