@@ -25,6 +25,7 @@ from assets_project.lib.contracts import Column, Contract
 LINE_TEXT = "_line_text"
 _VALUE_PREVIEW = 200
 _INTEGER_PATTERN = r"[+-]?[0-9]+"
+_SCAN_CHUNK_ROWS = 65_536
 
 
 def quote_ident(name: str) -> str:
@@ -149,13 +150,24 @@ def compile_validation(
             f"{columns_sql} FROM batch"
         )
     else:
-        pairs = ", ".join(f"{params.bind(name)}, {quote_ident(name)}" for name in file_columns)
-        extracted += [(f"NULLIF({quote_ident(n)}, '')", quote_ident(n)) for n in passthrough]
-        columns_sql = ", ".join(f"{expr} AS {target}" for expr, target in extracted)
-        source_sql = (
-            f"SELECT _source_line, CAST(json_object({pairs}) AS VARCHAR) AS _record, "
-            f"{columns_sql} FROM batch"
+        # The original values ride along untouched; the record's JSON text is only built for
+        # rejected rows (in the outer query), not for the valid majority.
+        originals = [f'"__original_{i}"' for i in range(len(file_columns))]
+        record = "CAST(json_object({}) AS VARCHAR)".format(
+            ", ".join(
+                f"{params.bind(name)}, {alias}"
+                for name, alias in zip(file_columns, originals, strict=True)
+            )
         )
+        extracted += [(f"NULLIF({quote_ident(n)}, '')", quote_ident(n)) for n in passthrough]
+        columns_sql = ", ".join(
+            [f"{expr} AS {target}" for expr, target in extracted]
+            + [
+                f"{quote_ident(name)} AS {alias}"
+                for name, alias in zip(file_columns, originals, strict=True)
+            ]
+        )
+        source_sql = f"SELECT _source_line, {columns_sql} FROM batch"
 
     typed_columns: list[str] = []
     reason_items: list[str] = []
@@ -178,10 +190,12 @@ def compile_validation(
         )
         reasons = f"CASE WHEN _parse_ok THEN {reasons} ELSE [{parse_reason}] END"
     typed_columns += [f"src.{quote_ident(n)}" for n in passthrough]
+    record_sql = "_record" if jsonl else f"CASE WHEN len(_reasons) > 0 THEN {record} END"
     sql = (
-        f"WITH src AS ({source_sql}) "
-        f"SELECT _source_line, {', '.join(typed_columns)}, {reasons} AS _reasons, "
-        f"_record FROM src"
+        f"WITH src AS ({source_sql}), "
+        f"checked AS (SELECT src.*, {reasons} AS _reasons FROM src) "
+        f"SELECT _source_line, {', '.join(typed_columns)}, _reasons, "
+        f"{record_sql} AS _record FROM checked AS src"
     )
     return ValidationQuery(sql=sql, params=params.values)
 
@@ -194,14 +208,16 @@ def run_validation(
     The valid table has the contract columns and ``_source_line``; the rejected table has
     ``_source_line``, ``_record`` (the original record as text) and ``_reasons``.
     """
-    connection.register("batch", batch)
+    # Small chunks (zero-copy slices) let DuckDB scan the batch on every thread.
+    chunked = pa.Table.from_batches(batch.to_batches(max_chunksize=_SCAN_CHUNK_ROWS), batch.schema)
+    connection.register("batch", chunked)
     try:
         result = connection.sql(query.sql, params=query.params).to_arrow_table()
     finally:
         connection.unregister("batch")
     ok = pc.equal(pc.list_value_length(result["_reasons"]), 0)
-    valid = result.filter(ok).drop_columns(["_reasons", "_record"])
-    rejected = result.filter(pc.invert(ok)).select(["_source_line", "_record", "_reasons"])
+    valid = result.drop_columns(["_reasons", "_record"]).filter(ok)
+    rejected = result.select(["_source_line", "_record", "_reasons"]).filter(pc.invert(ok))
     return valid, rejected
 
 
@@ -209,4 +225,5 @@ def new_connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection set up for validation (UTC, bounded threads)."""
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET enable_progress_bar = false")
     return connection
