@@ -198,11 +198,6 @@ class Contract(BaseModel):
         raise KeyError(name)
 
     @property
-    def version_column(self) -> str | None:
-        """The column whose newest value marks the current version of a record, if any."""
-        return self.update_time
-
-    @property
     def input_columns(self) -> tuple[Column, ...]:
         """Columns read from the record as such (not extracted from a JSON path)."""
         return tuple(c for c in self.columns if c.path is None)

@@ -11,7 +11,6 @@ two commits: each table is written at most once per content.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -374,16 +373,3 @@ def ingest_file(
     result.dlq_version = DeltaTable(layout.dlq_uri(contract.name)).version()
     result.seconds = time.perf_counter() - started
     return result
-
-
-def summary(result: IngestResult) -> str:
-    """One line describing the outcome, for logs."""
-    return json.dumps(
-        {
-            "file": result.source_file,
-            "rows_in": result.rows_in,
-            "written": result.rows_written,
-            "rejected": result.rows_rejected,
-            "already_ingested": result.already_ingested,
-        }
-    )

@@ -73,8 +73,8 @@ def conflicting_versions(layout: LakeLayout, contract: Contract) -> Conflicts:
     duplicates are harmless; two *different* records under one key and version are not.
     """
     key = [quote_ident(k) for k in contract.primary_key]
-    if contract.version_column:
-        key.append(quote_ident(contract.version_column))
+    if contract.update_time:
+        key.append(quote_ident(contract.update_time))
     payload = ", ".join(quote_ident(c.name) for c in contract.columns)
     sql = (
         f"SELECT {', '.join(key)}, count(DISTINCT hash({payload})) AS records FROM raw "

@@ -46,17 +46,21 @@ class ReplayResult:
     still_rejected: int
 
 
-def _already_in_raw(layout: LakeLayout, contract: Contract, ids: pa.Table) -> pa.Table:
-    """Identities of ``ids`` that the raw table holds already."""
+def _not_in_raw(layout: LakeLayout, contract: Contract, ids: pa.Table) -> pa.Array:
+    """Per row of ``ids`` (in order): true when the raw table does not hold that identity."""
     raw = open_table(layout.raw_uri(contract.name))
     if raw is None or ids.num_rows == 0:
-        return ids.slice(0, 0)
+        return pa.array([True] * ids.num_rows, pa.bool_())
+    numbered = ids.append_column("_position", pa.array(range(ids.num_rows), pa.int64()))
     with duckdb.connect() as connection:
         connection.register("raw", raw.to_pyarrow_dataset())
-        connection.register("ids", ids)
-        return connection.sql(
-            "SELECT ids.* FROM ids SEMI JOIN raw USING (_source, _source_line, _batch_id)"
+        connection.register("ids", numbered)
+        result = connection.sql(
+            "SELECT ids._position, raw_ids._source IS NULL AS missing FROM ids LEFT JOIN "
+            "(SELECT DISTINCT _source, _source_line, _batch_id FROM raw) AS raw_ids "
+            "USING (_source, _source_line, _batch_id) ORDER BY ids._position"
         ).to_arrow_table()
+    return result["missing"].combine_chunks()
 
 
 def replay_dead_letters(layout: LakeLayout, contract: Contract) -> ReplayResult:
@@ -82,12 +86,7 @@ def replay_dead_letters(layout: LakeLayout, contract: Contract) -> ReplayResult:
         connection.close()
     positions = valid["_source_line"]
     identities = letters.select(list(IDENTITY)).take(positions)
-    fresh = _already_in_raw(layout, contract, identities)
-    if fresh.num_rows:
-        known = {tuple(r.values()) for r in fresh.to_pylist()}
-        keep = pa.array([tuple(r.values()) not in known for r in identities.to_pylist()])
-    else:
-        keep = pa.array([True] * identities.num_rows, pa.bool_())
+    keep = _not_in_raw(layout, contract, identities)
     to_write = valid.filter(keep)
     ids_to_write = identities.filter(keep)
 

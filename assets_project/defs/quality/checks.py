@@ -48,7 +48,7 @@ def _specs(contract: Contract) -> list[dg.AssetCheckSpec]:
             "primary_key_versions_unique",
             asset=key,
             description=f"No ({', '.join(contract.primary_key)}"
-            f"{', ' + contract.version_column if contract.version_column else ''}) has two "
+            f"{', ' + contract.update_time if contract.update_time else ''}) has two "
             "different records.",
         ),
     ]
