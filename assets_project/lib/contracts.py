@@ -148,6 +148,20 @@ class Volume(BaseModel):
     max_rows: int | None = Field(default=None, gt=0)
 
 
+class PostgresSource(BaseModel):
+    """Where a PostgreSQL-fed source lives in the operational database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_name: str = Field(default="public", alias="schema")
+    table: str
+
+    _names_ok = field_validator("schema_name", "table")(_check_identifier)
+
+
+Channel = Literal["files", "postgres", "kafka"]
+
+
 class Contract(BaseModel):
     """The contract of one source: what its records look like and how they are keyed."""
 
@@ -168,6 +182,12 @@ class Contract(BaseModel):
     freshness: Freshness
     reject_rate: RejectRate
     expected_volume: Volume = Volume()
+    channels: tuple[Channel, ...] = Field(
+        default=("files",),
+        min_length=1,
+        description="How records arrive; every channel feeds the one raw table of the source.",
+    )
+    postgres: PostgresSource | None = None
 
     _name_ok = field_validator("name")(_check_identifier)
 
@@ -188,6 +208,8 @@ class Contract(BaseModel):
                 raise ValueError(f"primary key column {key!r} must be required")
         if self.column(self.partition_by).type not in ("date", "timestamp"):
             raise ValueError("partition_by must name a date or timestamp column")
+        if "postgres" in self.channels and (self.postgres is None or self.update_time is None):
+            raise ValueError("a postgres channel needs a postgres section and update_time")
         return self
 
     def column(self, name: str) -> Column:

@@ -8,7 +8,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from assets_project.defs.dbt.project import dbt_project
 from assets_project.defs.dbt.translator import ShopDbtTranslator
-from assets_project.defs.ingestion.files import FILE_CONTRACTS
+from assets_project.defs.ingestion.files import CONTRACTS
 from assets_project.defs.metadata import table_metadata
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.lake import ensure_source_tables
@@ -48,7 +48,7 @@ def shop_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource
 ) -> Iterator[Any]:
     """Build the selected dbt models and run their tests against the DuckDB warehouse."""
-    for contract in FILE_CONTRACTS:
+    for contract in CONTRACTS:
         ensure_source_tables(lake.layout, contract)  # a source never ingested reads as empty
     with lake.dbt_environment():
         invocation = dbt.cli(["build"], context=context)

@@ -108,6 +108,53 @@ def _ingest_one(
     return result
 
 
+def ingest_file_drops(
+    context: dg.AssetExecutionContext,
+    config: FileDropConfig,
+    lake: LakeResource,
+    contract: Contract,
+) -> dict[str, object]:
+    """Ingest the requested drop (or every ready one) of ``contract``'s source.
+
+    Returns the materialization metadata. Every raw asset with a file channel runs this,
+    including the ones that also read a database or a topic.
+    """
+    try:
+        drops, notes = _files_to_ingest(config, lake, contract.name)
+    except UnsafePathError as exc:
+        raise dg.Failure(f"refusing to read {config.path}: {exc}", allow_retries=False) from exc
+    for note in notes:
+        context.log.info(note)
+    results = [r for d in drops if (r := _ingest_one(context, d, contract, lake)) is not None]
+    written = [r for r in results if not r.already_ingested]
+    layout = lake.layout
+    ensure_source_tables(layout, contract)
+    table = DeltaTable(layout.raw_uri(contract.name))
+    return {
+        "channel": "files",
+        "files": [r.source_file for r in results],
+        "files_already_ingested": [r.source_file for r in results if r.already_ingested],
+        "files_quarantined": len(drops) - len(results),
+        "rows_in": sum(r.rows_in for r in written),
+        "rows_written": sum(r.rows_written for r in written),
+        "rows_rejected": sum(r.rows_rejected for r in written),
+        "bytes": sum(r.bytes for r in written),
+        "duration_s": round(sum(r.seconds for r in written), 3),
+        "delta_version": table.version(),
+        "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
+        "reject_reasons": dg.MetadataValue.json(
+            {r.source_file: r.reject_reasons for r in written if r.reject_reasons}
+        ),
+        "new_columns": sorted({c for r in written for c in r.new_columns}),
+        "ignored_columns": sorted({c for r in written for c in r.ignored_columns}),
+        "table_uri": layout.raw_uri(contract.name),
+        **table_metadata(
+            column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
+            row_count=table.count(),
+        ),
+    }
+
+
 def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
     """The raw asset of one file-drop source."""
     schema = column_schema(contract)
@@ -135,41 +182,7 @@ def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
     def _raw_asset(
         context: dg.AssetExecutionContext, config: FileDropConfig, lake: LakeResource
     ) -> dg.MaterializeResult:
-        try:
-            drops, notes = _files_to_ingest(config, lake, contract.name)
-        except UnsafePathError as exc:
-            raise dg.Failure(f"refusing to read {config.path}: {exc}", allow_retries=False) from exc
-        for note in notes:
-            context.log.info(note)
-        results = [r for d in drops if (r := _ingest_one(context, d, contract, lake)) is not None]
-        written = [r for r in results if not r.already_ingested]
-        layout = lake.layout
-        ensure_source_tables(layout, contract)
-        table = DeltaTable(layout.raw_uri(contract.name))
-        return dg.MaterializeResult(
-            metadata={
-                "files": [r.source_file for r in results],
-                "files_already_ingested": [r.source_file for r in results if r.already_ingested],
-                "files_quarantined": len(drops) - len(results),
-                "rows_in": sum(r.rows_in for r in written),
-                "rows_written": sum(r.rows_written for r in written),
-                "rows_rejected": sum(r.rows_rejected for r in written),
-                "bytes": sum(r.bytes for r in written),
-                "duration_s": round(sum(r.seconds for r in written), 3),
-                "delta_version": table.version(),
-                "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
-                "reject_reasons": dg.MetadataValue.json(
-                    {r.source_file: r.reject_reasons for r in written if r.reject_reasons}
-                ),
-                "new_columns": sorted({c for r in written for c in r.new_columns}),
-                "ignored_columns": sorted({c for r in written for c in r.ignored_columns}),
-                "table_uri": layout.raw_uri(contract.name),
-                **table_metadata(
-                    column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
-                    row_count=table.count(),
-                ),
-            }
-        )
+        return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
 
     return _raw_asset
 
@@ -207,6 +220,9 @@ def build_file_drop_sensor(contract: Contract) -> dg.SensorDefinition:
     return _sensor
 
 
-FILE_CONTRACTS = tuple(load_contract(name) for name in source_names())
-file_drop_assets = [build_file_drop_asset(c) for c in FILE_CONTRACTS]
+CONTRACTS = tuple(load_contract(name) for name in source_names())
+FILE_CONTRACTS = tuple(c for c in CONTRACTS if "files" in c.channels)
+# Sources fed by files only; a source with another channel too has its raw asset in that
+# channel's module, which runs ``ingest_file_drops`` when a sensor names a file.
+file_drop_assets = [build_file_drop_asset(c) for c in FILE_CONTRACTS if c.channels == ("files",)]
 file_drop_sensors = [build_file_drop_sensor(c) for c in FILE_CONTRACTS]

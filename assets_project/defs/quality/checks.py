@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets_project.defs.ingestion.files import FILE_CONTRACTS, raw_asset_key
+from assets_project.defs.ingestion.files import CONTRACTS, raw_asset_key
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.contracts import Contract
 from assets_project.lib.quality import (
@@ -150,7 +150,7 @@ def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
     return _checks
 
 
-contract_checks = [build_contract_checks(c) for c in FILE_CONTRACTS]
+contract_checks = [build_contract_checks(c) for c in CONTRACTS]
 schema_drift_checks = list(
-    dg.build_column_schema_change_checks(assets=[raw_asset_key(c.name) for c in FILE_CONTRACTS])
+    dg.build_column_schema_change_checks(assets=[raw_asset_key(c.name) for c in CONTRACTS])
 )
