@@ -63,3 +63,25 @@ class LakeResource(dg.ConfigurableResource):
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """The operational shop database that PostgreSQL-fed sources are extracted from.
+
+    ``url`` is a libpq connection string or URI; give it as ``dg.EnvVar("DATABASE_URL")`` so
+    that the secret stays in the environment. Without it, the database channel is idle.
+    """
+
+    url: str | None = None
+    connect_timeout_s: int = 10
+
+    @classmethod
+    def from_env(cls) -> PostgresResource:
+        """Configured from DATABASE_URL when it is set; unconfigured otherwise."""
+        if os.environ.get("DATABASE_URL"):
+            return cls(url=dg.EnvVar("DATABASE_URL"))
+        return cls()
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)

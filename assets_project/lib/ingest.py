@@ -99,7 +99,7 @@ def _reason_text(reasons: list[dict[str, str | None]]) -> str:
     return "; ".join(parts)
 
 
-class _RejectSpool:
+class RejectSpool:
     """Rejected rows written to a local Parquet file while the batches stream by."""
 
     def __init__(
@@ -155,7 +155,7 @@ class _RejectSpool:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """How one opened file maps onto the raw table."""
 
     opened: FileBatches
@@ -163,10 +163,10 @@ class _Plan:
     new_columns: tuple[str, ...]  # tabular columns the contract does not know, added as text
 
 
-def _valid_batches(
-    plan: _Plan,
+def valid_batches(
+    plan: Plan,
     contract: Contract,
-    spool: _RejectSpool,
+    spool: RejectSpool,
     result: IngestResult,
     source: str,
     batch_id: str,
@@ -239,12 +239,12 @@ def incompatible_parquet_types(contract: Contract, path: Path) -> list[str]:
     return problems
 
 
-def _plan(path: Path, contract: Contract, table_schema: pa.Schema) -> _Plan:
+def _plan(path: Path, contract: Contract, table_schema: pa.Schema) -> Plan:
     """Open the file and decide its raw schema; raise UnreadableFileError if it cannot fit."""
     opened = open_file(path)
     base = raw_schema(contract)
     if opened.format == "jsonl":
-        return _Plan(opened=opened, schema=base, new_columns=())
+        return Plan(opened=opened, schema=base, new_columns=())
     missing = missing_required(contract, opened.columns)
     if missing:
         raise UnreadableFileError(
@@ -267,7 +267,7 @@ def _plan(path: Path, contract: Contract, table_schema: pa.Schema) -> _Plan:
         if existing != pa.string():
             raise UnreadableFileError(f"column {name} is {existing} in the raw table, text here")
         schema = schema.insert(len(contract.columns), pa.field(name, pa.string()))
-    return _Plan(opened=opened, schema=schema, new_columns=new_columns)
+    return Plan(opened=opened, schema=schema, new_columns=new_columns)
 
 
 class _Watched:
@@ -333,11 +333,11 @@ def ingest_file(
     )
 
     extracted_at = datetime.now(UTC).replace(tzinfo=None)
-    spool = _RejectSpool(layout.spool_dir, source, batch_id, extracted_at, contract.version)
+    spool = RejectSpool(layout.spool_dir, source, batch_id, extracted_at, contract.version)
     metadata = {"source_file": source, "sha256": sha, "batch_id": batch_id}
     try:
         batches = _Watched(
-            _valid_batches(plan, contract, spool, result, source, batch_id, extracted_at)
+            valid_batches(plan, contract, spool, result, source, batch_id, extracted_at)
         )
         if raw_done:
             for _ in batches:  # only the rejects are still to be committed

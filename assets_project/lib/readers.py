@@ -21,6 +21,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,7 +67,7 @@ class MalformedRow:
 class FileBatches:
     """The batches of one file; ``malformed`` fills up while ``batches`` is consumed."""
 
-    path: Path
+    path: Path | str  # a file, or a stream's name (e.g. postgres:public.orders)
     format: str
     columns: tuple[str, ...]
     batches: Iterator[pa.Table]
@@ -245,22 +246,34 @@ def _stream(
         raise UnreadableFileError(f"cannot be parsed after row {lines.next - 1}: {exc}") from exc
 
 
-def _open_csv_reader(path: Path, **options: object) -> pacsv.CSVStreamingReader:
+def _open_csv_reader(source: Path | BinaryIO, **options: object) -> pacsv.CSVStreamingReader:
     # Parsing starts here: a first block that cannot be parsed fails the whole file.
     try:
-        return pacsv.open_csv(path, **options)
+        return pacsv.open_csv(source, **options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise UnreadableFileError(f"cannot be parsed: {exc}") from exc
 
 
 def _open_csv(path: Path) -> FileBatches:
     columns = _csv_header(path)
-    result = FileBatches(path=path, format="csv", columns=columns, batches=iter(()))
+    return open_csv_stream(path, columns, name=path, skip_rows=1)
+
+
+def open_csv_stream(
+    source: Path | BinaryIO, columns: tuple[str, ...], *, name: Path | str, skip_rows: int = 0
+) -> FileBatches:
+    """Text batches of CSV data with the given columns, from a file or any binary stream.
+
+    ``skip_rows`` counts header lines to skip. Rows with the wrong number of fields become
+    malformed rows; the stream is read block by block, so memory stays bounded.
+    """
+    result = FileBatches(path=name, format="csv", columns=columns, batches=iter(()))
     lines = _LineNumbers()
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        # row.number counts the header row; it is known because the reader is single-threaded.
-        line = None if row.number is None else row.number - 1
+        # row.number counts skipped header rows; it is known because the reader is
+        # single-threaded.
+        line = None if row.number is None else row.number - skip_rows
         lines.skip(line)
         result.malformed.append(
             MalformedRow(
@@ -274,9 +287,12 @@ def _open_csv(path: Path) -> FileBatches:
     # Values are read as bytes and checked for UTF-8 per batch (see _as_text), so that one bad
     # byte costs one row rather than the whole file.
     reader = _open_csv_reader(
-        path,
+        source,
         read_options=pacsv.ReadOptions(
-            column_names=list(columns), skip_rows=1, block_size=BLOCK_SIZE, use_threads=False
+            column_names=list(columns),
+            skip_rows=skip_rows,
+            block_size=BLOCK_SIZE,
+            use_threads=False,
         ),
         parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(

@@ -1,0 +1,471 @@
+"""Incremental extraction of an operational PostgreSQL table into its raw Delta table.
+
+Each run reads, in one REPEATABLE READ snapshot, the rows whose update time is at or after
+``watermark - overlap`` and at or before the snapshot's newest update time, streams them with
+``COPY (SELECT …) TO STDOUT`` through the contract's validator, and merges the valid rows into
+the raw table by primary key, keeping the newest version. The overlap re-reads rows that long
+transactions committed late with an older update time; the merge makes that re-read harmless.
+
+The new watermark travels in the same Delta commit as the rows, as the version of a Delta app
+transaction (microseconds since the epoch), so data and watermark are committed atomically.
+Rejected rows are merged into the dead-letter table (a row version already there is not added
+again) with the same app transaction. A run that died between the two commits leaves the
+dead-letter watermark behind the raw one; the next run then reads from the older of the two,
+so no rejected row is ever skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from psycopg import sql
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from assets_project.lib.contracts import Contract
+from assets_project.lib.ingest import Plan, RejectSpool, valid_batches
+from assets_project.lib.lake import (
+    DLQ_SCHEMA,
+    PARTITION_COLUMN,
+    LakeLayout,
+    ensure_table,
+    raw_schema,
+)
+from assets_project.lib.readers import open_csv_stream
+from assets_project.lib.validation import quote_ident
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1)
+# SQLSTATE classes worth another attempt: connection exceptions, transaction rollbacks
+# (serialization failure, deadlock), insufficient resources, operator intervention.
+_TRANSIENT_CLASSES = ("08", "40", "53", "57")
+# Connection failures carry no SQLSTATE; these messages will not heal on a retry.
+_PERMANENT_CONNECT_MESSAGES = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "invalid dsn",
+    "invalid connection option",
+    "invalid sslmode",
+    "permission denied",
+)
+STREAMED_MERGE_ROWS = 200_000
+"""Above this many source rows a merge streams its source instead of holding it in memory."""
+
+Mode = Literal["full", "merge"]
+
+
+class PermanentSourceError(Exception):
+    """The database refused in a way that retrying cannot fix (credentials, missing table)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a PostgreSQL error may heal on a retry (connection lost, serialization failure)."""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state:
+        return state[:2] in _TRANSIENT_CLASSES
+    if isinstance(exc, psycopg.OperationalError):
+        message = str(exc).lower()
+        return not any(text in message for text in _PERMANENT_CONNECT_MESSAGES)
+    return False
+
+
+def source_label(contract: Contract) -> str:
+    """``_source`` of extracted rows, and the Delta app transaction id of the watermark."""
+    assert contract.postgres is not None
+    return f"postgres:{contract.postgres.schema_name}.{contract.postgres.table}"
+
+
+def watermark_version(value: datetime) -> int:
+    """A watermark as a Delta app transaction version: microseconds since the epoch (UTC)."""
+    return (_naive_utc(value) - _EPOCH) // timedelta(microseconds=1)
+
+
+def watermark_from_version(version: int | None) -> datetime | None:
+    """The watermark stored as app transaction ``version`` (naive UTC)."""
+    return None if version is None else _EPOCH + timedelta(microseconds=version)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    """The newest update time committed to the raw and to the dead-letter table."""
+
+    raw: datetime | None
+    dead_letter: datetime | None
+
+
+def read_watermarks(layout: LakeLayout, contract: Contract) -> Watermarks:
+    """The watermarks stored in the Delta logs of ``contract``'s tables (None: never loaded)."""
+    app_id = source_label(contract)
+    raw = ensure_table(layout.raw_uri(contract.name), raw_schema(contract), [PARTITION_COLUMN])
+    dlq = ensure_table(layout.dlq_uri(contract.name), DLQ_SCHEMA)
+    return Watermarks(
+        raw=watermark_from_version(raw.transaction_version(app_id)),
+        dead_letter=watermark_from_version(dlq.transaction_version(app_id)),
+    )
+
+
+@dataclass
+class ExtractResult:
+    """What one extraction read and wrote."""
+
+    mode: Mode
+    since: datetime | None
+    previous_watermark: datetime | None
+    watermark: datetime | None = None
+    rows_in: int = 0
+    rows_written: int = 0
+    rows_unchanged: int = 0
+    rows_rejected: int = 0
+    rejects_already_in_dead_letter: int = 0
+    raw_version: int | None = None
+    dlq_version: int | None = None
+    seconds: float = 0.0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_already_in_lake(self) -> int:
+        """Rows read again (overlap) that the lake already held in the same version."""
+        return self.rows_unchanged + self.rejects_already_in_dead_letter
+
+
+def connect(url: str, *, connect_timeout: int = 10) -> psycopg.Connection:
+    """A connection in UTC whose text output is what the validator parses."""
+    connection = psycopg.connect(url, connect_timeout=connect_timeout, autocommit=False)
+    connection.execute("SET TIME ZONE 'UTC'")
+    connection.execute("SET DateStyle = 'ISO, YMD'")
+    connection.execute("SET IntervalStyle = 'iso_8601'")
+    connection.commit()
+    return connection
+
+
+def _table(contract: Contract) -> sql.Composable:
+    assert contract.postgres is not None
+    return sql.Identifier(contract.postgres.schema_name, contract.postgres.table)
+
+
+def _range_filter(contract: Contract, since: datetime | None) -> tuple[sql.Composable, list]:
+    column = sql.Identifier(contract.update_time or "")
+    if since is None:
+        return sql.SQL("{} IS NOT NULL").format(column), []
+    return sql.SQL("{} >= %s").format(column), [since]
+
+
+def snapshot_query(contract: Contract, since: datetime | None) -> tuple[sql.Composed, list]:
+    """count(*) and max(update time) of the rows to extract."""
+    where, params = _range_filter(contract, since)
+    query = sql.SQL("SELECT count(*), max({column}) FROM {table} WHERE {where}").format(
+        column=sql.Identifier(contract.update_time or ""),
+        table=_table(contract),
+        where=where,
+    )
+    return query, params
+
+
+def copy_query(
+    contract: Contract, since: datetime | None, until: datetime
+) -> tuple[sql.Composed, list]:
+    """``COPY (SELECT <contract columns> …) TO STDOUT`` for the rows in [since, until]."""
+    where, params = _range_filter(contract, since)
+    query = sql.SQL(
+        "COPY (SELECT {columns} FROM {table} WHERE {where} AND {column} <= %s) "
+        "TO STDOUT WITH (FORMAT csv)"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier(c.name) for c in contract.columns),
+        table=_table(contract),
+        where=where,
+        column=sql.Identifier(contract.update_time or ""),
+    )
+    return query, [*params, until]
+
+
+class _CopyStream(io.RawIOBase):
+    """The bytes of a ``COPY … TO STDOUT`` as a readable stream; remembers a database error."""
+
+    def __init__(self, copy: psycopg.Copy):
+        self._chunks = iter(copy)
+        self._pending = memoryview(b"")
+        self.error: psycopg.Error | None = None
+        self.bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+            except psycopg.Error as exc:
+                self.error = exc
+                raise
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self.bytes += n
+        return n
+
+
+def _merge_predicate(contract: Contract) -> str:
+    return " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in contract.primary_key)
+
+
+def _commit(app_id: str, watermark: datetime, **metadata: str) -> CommitProperties:
+    return CommitProperties(
+        app_transactions=[Transaction(app_id, watermark_version(watermark))],
+        custom_metadata={"watermark": watermark.isoformat(), **metadata},
+    )
+
+
+def _stamp(table: DeltaTable, app_id: str, watermark: datetime, **metadata: str) -> None:
+    """Record ``watermark`` with an empty commit when the write before it changed nothing."""
+    table.update_incremental()
+    if table.transaction_version(app_id) != watermark_version(watermark):
+        write_deltalake(
+            table,
+            pa.schema(table.schema().to_arrow()).empty_table(),
+            mode="append",
+            commit_properties=_commit(app_id, watermark, **metadata),
+        )
+
+
+def _plan_run(
+    watermarks: Watermarks,
+    *,
+    full_refresh: bool,
+    rewind_to: datetime | None,
+    overlap: timedelta,
+) -> tuple[Mode, datetime | None]:
+    if full_refresh or watermarks.raw is None:
+        return "full", None
+    if rewind_to is not None:
+        return "merge", _naive_utc(rewind_to)
+    if watermarks.dead_letter is None:
+        return "merge", None  # the first load died before its dead-letter commit
+    return "merge", min(watermarks.raw, watermarks.dead_letter) - overlap
+
+
+def extract_table(
+    url: str,
+    contract: Contract,
+    layout: LakeLayout,
+    *,
+    batch_id: str,
+    overlap: timedelta = timedelta(minutes=10),
+    full_refresh: bool = False,
+    rewind_to: datetime | None = None,
+    connect_timeout: int = 10,
+    crash_hook: Callable[[str], None] | None = None,
+) -> ExtractResult:
+    """Extract the rows changed since the stored watermark into the raw and dead-letter tables.
+
+    ``full_refresh`` re-reads the whole table and replaces the rows this source wrote before;
+    ``rewind_to`` re-reads from that update time and rewrites rows of the same version.
+    Raises :class:`PermanentSourceError` when the database refuses for good, and
+    :class:`psycopg.Error` for failures that may heal (see :func:`is_transient`).
+    ``crash_hook`` is called with the name of each step boundary (tests kill the process there).
+    """
+    started = time.perf_counter()
+    hook = crash_hook or (lambda _step: None)
+    app_id = source_label(contract)
+    watermarks = read_watermarks(layout, contract)
+    mode, since = _plan_run(
+        watermarks, full_refresh=full_refresh, rewind_to=rewind_to, overlap=overlap
+    )
+    result = ExtractResult(mode=mode, since=since, previous_watermark=watermarks.raw)
+    try:
+        connection = connect(url, connect_timeout=connect_timeout)
+    except psycopg.Error as exc:
+        if is_transient(exc):
+            raise
+        raise PermanentSourceError(f"{app_id}: cannot connect: {exc}") from exc
+    # One snapshot for the count, the newest update time and the COPY.
+    connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    connection.read_only = True
+    with connection:
+        try:
+            query, params = snapshot_query(contract, since)
+            expected, newest = connection.execute(query, params).fetchone() or (0, None)
+        except psycopg.Error as exc:
+            if is_transient(exc):
+                raise
+            raise PermanentSourceError(f"{app_id}: {exc}") from exc
+        hook("snapshot")
+        if newest is None:
+            _sync_dead_letter(layout, contract, watermarks, app_id)
+            result.watermark = watermarks.raw
+            result.seconds = time.perf_counter() - started
+            return result
+        watermark = max(_naive_utc(newest), watermarks.raw or _EPOCH)
+        result.watermark = watermark
+        query, params = copy_query(contract, since, newest)
+        with connection.cursor().copy(query, params) as copy:
+            stream = _CopyStream(copy)
+            _write(
+                stream,
+                contract,
+                layout,
+                result,
+                batch_id,
+                app_id,
+                watermark,
+                mode,
+                rewind_to is not None,
+                hook,
+            )
+        if result.rows_in != expected:
+            raise RuntimeError(
+                f"{app_id}: COPY returned {result.rows_in} rows, the snapshot counted {expected}"
+            )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _sync_dead_letter(
+    layout: LakeLayout, contract: Contract, watermarks: Watermarks, app_id: str
+) -> None:
+    """Bring the dead-letter watermark up to the raw one when a run died between them."""
+    if watermarks.raw is not None and watermarks.dead_letter != watermarks.raw:
+        _stamp(DeltaTable(layout.dlq_uri(contract.name)), app_id, watermarks.raw)
+
+
+def _write(
+    stream: _CopyStream,
+    contract: Contract,
+    layout: LakeLayout,
+    result: ExtractResult,
+    batch_id: str,
+    app_id: str,
+    watermark: datetime,
+    mode: Mode,
+    rewind: bool,
+    hook: Callable[[str], None],
+) -> None:
+    columns = tuple(c.name for c in contract.columns)
+    opened = open_csv_stream(io.BufferedReader(stream, buffer_size=1 << 20), columns, name=app_id)
+    schema = raw_schema(contract)
+    plan = Plan(opened=opened, schema=schema, new_columns=())
+    extracted_at = datetime.now(UTC).replace(tzinfo=None)
+    spool = RejectSpool(layout.spool_dir, app_id, batch_id, extracted_at, contract.version)
+    counts = _Counts()
+    try:
+        batches = valid_batches(plan, contract, spool, counts, app_id, batch_id, extracted_at)
+        reader = pa.RecordBatchReader.from_batches(schema, _checked(batches, stream))
+        raw = DeltaTable(layout.raw_uri(contract.name))
+        metadata = {"batch_id": batch_id, "mode": mode}
+        try:
+            if mode == "full":
+                write_deltalake(
+                    raw,
+                    reader,
+                    mode="overwrite",
+                    predicate=f"_source = '{app_id}'",
+                    partition_by=[PARTITION_COLUMN],
+                    commit_properties=_commit(app_id, watermark, **metadata),
+                )
+                result.rows_written = counts.rows_written
+            else:
+                # A rewind rewrites rows of the same version too; a normal run only newer ones.
+                update = "s.{0} >= t.{0}" if rewind else "s.{0} > t.{0}"
+                stats = (
+                    raw.merge(
+                        reader,
+                        predicate=_merge_predicate(contract),
+                        source_alias="s",
+                        target_alias="t",
+                        streamed_exec=True,
+                        commit_properties=_commit(app_id, watermark, **metadata),
+                    )
+                    .when_matched_update_all(
+                        predicate=update.format(quote_ident(contract.update_time or ""))
+                    )
+                    .when_not_matched_insert_all()
+                    .execute()
+                )
+                result.rows_written = (
+                    stats["num_target_rows_inserted"] + stats["num_target_rows_updated"]
+                )
+                result.rows_unchanged = counts.rows_written - result.rows_written
+                _stamp(raw, app_id, watermark, **metadata)
+        except Exception:
+            if stream.error is not None:
+                raise stream.error from None
+            raise
+        result.rows_in = counts.rows_in
+        hook("raw_committed")
+        rejects = spool.finish()
+        result.rows_rejected = spool.rows
+        result.reject_reasons = dict(sorted(spool.reasons.items(), key=lambda kv: -kv[1]))
+        dlq = DeltaTable(layout.dlq_uri(contract.name))
+        if rejects.num_rows:
+            stats = (
+                dlq.merge(
+                    rejects,
+                    predicate="t._source = s._source AND t.record = s.record",
+                    source_alias="s",
+                    target_alias="t",
+                    commit_properties=_commit(app_id, watermark, **metadata),
+                )
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            result.rejects_already_in_dead_letter = (
+                rejects.num_rows - stats["num_target_rows_inserted"]
+            )
+        _stamp(dlq, app_id, watermark, **metadata)
+        hook("dead_letter_committed")
+    finally:
+        spool.discard()
+    result.raw_version = DeltaTable(layout.raw_uri(contract.name)).version()
+    result.dlq_version = DeltaTable(layout.dlq_uri(contract.name)).version()
+
+
+@dataclass
+class _Counts:
+    """The counters ``valid_batches`` fills in."""
+
+    rows_in: int = 0
+    rows_written: int = 0
+
+
+def _checked(batches: Iterator[pa.RecordBatch], stream: _CopyStream) -> Iterator[pa.RecordBatch]:
+    """The batches; a database error inside the CSV reader surfaces as itself."""
+    try:
+        yield from batches
+    except Exception:
+        if stream.error is not None:
+            raise stream.error from None
+        raise
+
+
+def retrying(attempts: int = 4, max_wait: float = 30.0) -> Retrying:
+    """Retries for transient database errors: exponential backoff with jitter."""
+    return Retrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential_jitter(initial=1, max=max_wait),
+        stop=stop_after_attempt(attempts),
+        before_sleep=before_sleep_log(logger, logging.WARNING),
+        reraise=True,
+    )
