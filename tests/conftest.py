@@ -41,3 +41,7 @@ def require_service(available: bool, what: str, install: str) -> None:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"REQUIRE_SERVICES=1: {message}")
     pytest.skip(message)
+
+
+# A real PostgreSQL server (postgres_server) and a fresh database per test (postgres_url).
+from tests.postgres_server import postgres_server, postgres_url  # noqa: E402, F401

@@ -1,0 +1,104 @@
+"""A real PostgreSQL server for the tests: the one in DATABASE_URL, or the machine's cluster.
+
+Without DATABASE_URL the machine's PostgreSQL cluster (Debian's ``pg_ctlcluster``) is started
+when it is down, and a login role with a fresh random password is made for this test session.
+Each test gets a database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+_ROLE = "lakehouse_test"
+_INSTALL = "apt-get install postgresql (then make test starts it), or set DATABASE_URL"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=False, timeout=120)
+
+
+def _local_cluster() -> tuple[str | None, str]:
+    """Start the machine's first cluster and make a test role; (admin URL or None, why not)."""
+    if shutil.which("pg_lsclusters") is None or os.geteuid() != 0:
+        return None, "no pg_lsclusters here, or not root (cannot start the cluster)"
+    clusters = _run("pg_lsclusters", "--no-header").stdout.split()
+    if len(clusters) < 4:
+        return None, "no PostgreSQL cluster is set up on this machine"
+    version, name, port, status = clusters[:4]
+    if status != "online":
+        started = _run("pg_ctlcluster", version, name, "start")
+        if started.returncode != 0:
+            return None, f"pg_ctlcluster {version} {name} start failed: {started.stderr.strip()}"
+    password = secrets.token_hex(16)
+    statement = (
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{_ROLE}') THEN "
+        f"CREATE ROLE {_ROLE} LOGIN CREATEDB; END IF; END $$; "
+        f"ALTER ROLE {_ROLE} PASSWORD '{password}';"
+    )
+    made = _run("runuser", "-u", "postgres", "--", "psql", "-p", port, "-qc", statement)
+    if made.returncode != 0:
+        return None, f"cannot create the test role: {made.stderr.strip()}"
+    return make_conninfo(
+        host="127.0.0.1", port=port, user=_ROLE, password=password, dbname="postgres"
+    ), ""
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """Connection string of a role that may create databases on a running server."""
+    from tests.conftest import require_service
+
+    url = os.environ.get("DATABASE_URL")
+    why = ""
+    if not url:
+        url, why = _local_cluster()
+    if url:
+        try:
+            psycopg.connect(url, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            url, why = None, f"cannot connect: {exc}"
+    require_service(url is not None, f"PostgreSQL ({why})", _INSTALL)
+    assert url is not None
+    yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database for one test; dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(postgres_server)
+    params["dbname"] = name
+    yield make_conninfo(**params)
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def source_orders(url: str) -> dict[int, tuple]:
+    """Every order in the source table, by order_id, as (column values...)."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT order_id, user_id, product_id, quantity, unit_price, status, created_at, "
+            "updated_at FROM orders"
+        ).fetchall()
+    return {row[0]: tuple(row) for row in rows}
+
+
+def is_valid_order(row: tuple) -> bool:
+    """Whether an order satisfies the orders contract (the demo breaks quantity or status)."""
+    _, _, _, quantity, unit_price, status, _, _ = row
+    statuses = {"pending", "paid", "shipped", "delivered", "cancelled", "returned"}
+    return 1 <= quantity <= 1000 and 0 <= unit_price <= 100_000 and status in statuses
