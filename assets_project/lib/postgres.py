@@ -372,7 +372,7 @@ def _write(
     counts = _Counts()
     try:
         batches = valid_batches(plan, contract, spool, counts, app_id, batch_id, extracted_at)
-        reader = pa.RecordBatchReader.from_batches(schema, _checked(batches, stream))
+        reader = pa.RecordBatchReader.from_batches(schema, _checked(batches, stream, hook))
         raw = DeltaTable(layout.raw_uri(contract.name))
         metadata = {"batch_id": batch_id, "mode": mode}
         try:
@@ -450,7 +450,9 @@ class _Counts:
     rows_written: int = 0
 
 
-def _checked(batches: Iterator[pa.RecordBatch], stream: _CopyStream) -> Iterator[pa.RecordBatch]:
+def _checked(
+    batches: Iterator[pa.RecordBatch], stream: _CopyStream, hook: Callable[[str], None]
+) -> Iterator[pa.RecordBatch]:
     """The batches; a database error inside the CSV reader surfaces as itself."""
     try:
         yield from batches
@@ -458,6 +460,7 @@ def _checked(batches: Iterator[pa.RecordBatch], stream: _CopyStream) -> Iterator
         if stream.error is not None:
             raise stream.error from None
         raise
+    hook("rows_written")  # the Parquet files are written, the Delta commit is not
 
 
 def retrying(attempts: int = 4, max_wait: float = 30.0) -> Retrying:
