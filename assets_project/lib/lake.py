@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
@@ -100,6 +101,25 @@ def open_table(uri: str) -> DeltaTable | None:
         return DeltaTable(uri)
     except TableNotFoundError:
         return None
+
+
+def lake_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for querying Delta tables registered as Arrow datasets.
+
+    delta-rs writes the files of a merge, delete or compaction with Arrow string *view*
+    columns, which pyarrow reads back as such and cannot compare in a pushed-down filter
+    ("no kernel matching input types (string, string_view)"). Filters are therefore kept in
+    DuckDB, which reads view columns fine.
+    """
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET disabled_optimizers = 'filter_pushdown'")
+    return connection
+
+
+def register_delta(connection: duckdb.DuckDBPyConnection, name: str, table: DeltaTable) -> None:
+    """Make ``table``'s current snapshot queryable as ``name`` on ``connection``."""
+    connection.register(name, table.to_pyarrow_dataset())
 
 
 def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None = None) -> DeltaTable:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import duckdb
 
 from assets_project.lib.contracts import Contract
-from assets_project.lib.lake import LakeLayout, open_table
+from assets_project.lib.lake import LakeLayout, lake_connection, open_table, register_delta
 from assets_project.lib.validation import quote_ident
 
 EXAMPLES = 5
@@ -42,8 +42,7 @@ class Conflicts:
 
 
 def _connection(layout: LakeLayout, source: str, *, dlq: bool = False) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
+    connection = lake_connection()
     for name, uri in (("raw", layout.raw_uri(source)), ("dlq", layout.dlq_uri(source))):
         if name == "dlq" and not dlq:
             continue
@@ -51,7 +50,7 @@ def _connection(layout: LakeLayout, source: str, *, dlq: bool = False) -> duckdb
         if table is None:
             connection.execute(f"CREATE TABLE {name} (_batch_id VARCHAR)")
         else:
-            connection.register(name, table.to_pyarrow_dataset())
+            register_delta(connection, name, table)
     return connection
 
 

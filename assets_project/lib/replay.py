@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import write_deltalake
@@ -23,8 +22,10 @@ from assets_project.lib.lake import (
     PARTITION_COLUMN,
     LakeLayout,
     ensure_table,
+    lake_connection,
     open_table,
     raw_schema,
+    register_delta,
 )
 from assets_project.lib.validation import (
     LINE_TEXT,
@@ -52,8 +53,8 @@ def _not_in_raw(layout: LakeLayout, contract: Contract, ids: pa.Table) -> pa.Arr
     if raw is None or ids.num_rows == 0:
         return pa.array([True] * ids.num_rows, pa.bool_())
     numbered = ids.append_column("_position", pa.array(range(ids.num_rows), pa.int64()))
-    with duckdb.connect() as connection:
-        connection.register("raw", raw.to_pyarrow_dataset())
+    with lake_connection() as connection:
+        register_delta(connection, "raw", raw)
         connection.register("ids", numbered)
         result = connection.sql(
             "SELECT ids._position, raw_ids._source IS NULL AS missing FROM ids LEFT JOIN "

@@ -16,7 +16,8 @@ from deltalake import DeltaTable
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets
-from assets_project.defs.resources import LakeResource
+from assets_project.defs.ingestion.postgres import database_source_assets
+from assets_project.defs.resources import LakeResource, PostgresResource
 from assets_project.demo.generate import generate
 from tests.e2e.reference import build_reference, record_counts
 
@@ -28,13 +29,16 @@ MARTS = ("dim_users", "dim_products", "fct_orders", "fct_user_daily_activity", "
 def _resources(lake: LakeResource) -> dict[str, object]:
     return {
         "lake": lake,
+        "postgres": PostgresResource(),  # no database: orders arrive as CSV drops
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }
 
 
 def _materialize_all(lake: LakeResource, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     result = dg.materialize(
-        [*file_drop_assets, shop_dbt_models], resources=_resources(lake), instance=instance
+        [*file_drop_assets, *database_source_assets, shop_dbt_models],
+        resources=_resources(lake),
+        instance=instance,
     )
     assert result.success
     return result
