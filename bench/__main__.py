@@ -3,6 +3,7 @@
     python -m bench                                   # validation at 1e6 and 1e7 rows
     python -m bench validation --rows 1000000 --repeat 3
     python -m bench validation --rows 1000000 --impl ours pandas --breakdown
+    python -m bench postgres --rows 1e5 --rows 1e6 --repeat 3  # DATABASE_URL or local cluster
 
 Progress goes to stderr; the results (machine, versions, a Markdown table per case) to stdout,
 in the form ``BENCHMARKS.md`` uses.
@@ -20,7 +21,7 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from bench import validation
+from bench import postgres, validation
 
 log = logging.getLogger("bench")
 
@@ -177,9 +178,19 @@ def run_validation_case(args: argparse.Namespace, out: list[str], raw: list[dict
         _emit(out, validation.profile_ours(rows, args.seed))
 
 
+def run_postgres_case(args: argparse.Namespace, out: list[str], raw: list[dict]) -> None:
+    admin = postgres.admin_url()
+    for rows in args.rows or (100_000, 1_000_000):
+        measurements = postgres.run_case(
+            admin, rows, args.repeat, postgres.IMPLEMENTATIONS, log=log.info
+        )
+        _emit(out, postgres.format_case(measurements))
+        raw.extend(asdict(m) for m in measurements)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("case", nargs="?", default="validation", choices=["validation"])
+    parser.add_argument("case", nargs="?", default="validation", choices=["validation", "postgres"])
     parser.add_argument(
         "--rows",
         type=lambda text: int(float(text)),
@@ -215,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     out = [format_machine(info)]
     sys.stdout.write(out[0] + "\n")
     raw: list[dict] = []
-    run_validation_case(args, out, raw)
+    if args.case == "postgres":
+        run_postgres_case(args, out, raw)
+    else:
+        run_validation_case(args, out, raw)
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "cases": raw}, indent=2) + "\n")
     return 0

@@ -8,9 +8,6 @@ Each test gets a database of its own, dropped afterwards.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -19,38 +16,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-_ROLE = "lakehouse_test"
+from assets_project.demo.local_postgres import start_local_cluster
+
 _INSTALL = "apt-get install postgresql (then make test starts it), or set DATABASE_URL"
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, check=False, timeout=120)
-
-
-def _local_cluster() -> tuple[str | None, str]:
-    """Start the machine's first cluster and make a test role; (admin URL or None, why not)."""
-    if shutil.which("pg_lsclusters") is None or os.geteuid() != 0:
-        return None, "no pg_lsclusters here, or not root (cannot start the cluster)"
-    clusters = _run("pg_lsclusters", "--no-header").stdout.split()
-    if len(clusters) < 4:
-        return None, "no PostgreSQL cluster is set up on this machine"
-    version, name, port, status = clusters[:4]
-    if status != "online":
-        started = _run("pg_ctlcluster", version, name, "start")
-        if started.returncode != 0:
-            return None, f"pg_ctlcluster {version} {name} start failed: {started.stderr.strip()}"
-    password = secrets.token_hex(16)
-    statement = (
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{_ROLE}') THEN "
-        f"CREATE ROLE {_ROLE} LOGIN CREATEDB; END IF; END $$; "
-        f"ALTER ROLE {_ROLE} PASSWORD '{password}';"
-    )
-    made = _run("runuser", "-u", "postgres", "--", "psql", "-p", port, "-qc", statement)
-    if made.returncode != 0:
-        return None, f"cannot create the test role: {made.stderr.strip()}"
-    return make_conninfo(
-        host="127.0.0.1", port=port, user=_ROLE, password=password, dbname="postgres"
-    ), ""
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +29,7 @@ def postgres_server() -> Iterator[str]:
     url = os.environ.get("DATABASE_URL")
     why = ""
     if not url:
-        url, why = _local_cluster()
+        url, why = start_local_cluster()
     if url:
         try:
             psycopg.connect(url, connect_timeout=5).close()
