@@ -13,7 +13,7 @@ export DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 # dbt (and dagster-dbt's manifest preparation under `dagster dev`) must find the venv's dbt.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install dev demo-data dbt-manifest dagster-home browser test test-fast lint format bench clean
+.PHONY: install dev demo-data dbt-manifest dagster-home browser test test-fast lint format bench bench-postgres clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ format: install
 bench: install
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) -m bench
+
+## PostgreSQL extraction at 1e5 and 1e6 rows (DATABASE_URL, or the machine's cluster as root).
+bench-postgres: install
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) -m bench postgres --repeat 3
 
 clean:
 	rm -rf $(DATA_DIR) dbt_project/target dbt_project/logs
