@@ -333,6 +333,7 @@ def extract_table(
                 watermark,
                 mode,
                 rewind_to is not None,
+                expected > STREAMED_MERGE_ROWS,
                 hook,
             )
         if result.rows_in != expected:
@@ -361,6 +362,7 @@ def _write(
     watermark: datetime,
     mode: Mode,
     rewind: bool,
+    streamed: bool,
     hook: Callable[[str], None],
 ) -> None:
     columns = tuple(c.name for c in contract.columns)
@@ -395,7 +397,9 @@ def _write(
                         predicate=_merge_predicate(contract),
                         source_alias="s",
                         target_alias="t",
-                        streamed_exec=True,
+                        # A small source is held in memory, and its key range prunes the
+                        # target files the merge reads; a large one is streamed.
+                        streamed_exec=streamed,
                         commit_properties=_commit(app_id, watermark, **metadata),
                     )
                     .when_matched_update_all(
