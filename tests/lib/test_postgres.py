@@ -228,3 +228,30 @@ def test_permanent_errors_fail_at_once_and_transient_ones_are_retried(
     assert is_transient(psycopg.errors.SerializationFailure())
     assert is_transient(psycopg.errors.DeadlockDetected())
     assert not is_transient(psycopg.errors.UndefinedTable())
+
+
+def test_a_connection_killed_during_the_extraction_is_retried_and_loses_nothing(
+    postgres_url: str, layout: LakeLayout
+) -> None:
+    init_orders(postgres_url, size=20_000, seed=10, defects=0.01)
+    kills: list[int] = []
+
+    def terminate_the_extraction(step: str) -> None:
+        """After the snapshot, before COPY: the server ends the extraction's session."""
+        if step != "snapshot" or kills:
+            return
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            terminated = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        kills.append(len(terminated))
+
+    retry = retrying(attempts=3, max_wait=0.01)
+    for attempt in retry:
+        with attempt:
+            result = _extract(postgres_url, layout, "b1", crash_hook=terminate_the_extraction)
+    assert kills == [1]
+    assert retry.statistics["attempt_number"] == 2
+    assert result.rows_in == 2000
+    assert_lake_equals_source(postgres_url, layout)
