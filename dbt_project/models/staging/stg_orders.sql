@@ -1,4 +1,5 @@
--- One row per order_id: the newest version from the append-only raw table.
+-- One row per order_id: the newest version. raw.orders holds one row per order from the
+-- PostgreSQL extraction (merged by key) and every version from CSV drops (appended).
 with source as (
 
     select
