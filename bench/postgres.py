@@ -135,6 +135,8 @@ def _ours(url: str, out: Path) -> int:
     from assets_project.lib.postgres import extract_table
 
     result = extract_table(url, load_contract("orders"), _lake(out), batch_id="bench")
+    if result.rows_written + result.rows_unchanged + result.rows_rejected != result.rows_in:
+        raise RuntimeError(f"rows were lost: {result}")
     return result.rows_in
 
 
@@ -227,6 +229,11 @@ def run_case(
                 rows_read=int(runs[-1]["rows"]),
             )
         )
+    full = {
+        m.implementation: m.rows_read for m in results if m.implementation != "ours-incremental"
+    }
+    if set(full.values()) != {rows}:
+        raise RuntimeError(f"the implementations did not all read the {rows:,} rows: {full}")
     return results
 
 
