@@ -8,8 +8,9 @@ from dagster_dbt import DbtCliResource
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
+from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
-from assets_project.defs.resources import LakeResource
+from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.defs.schedules import daily_marts_schedule, marts_job
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -21,13 +22,14 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[*file_drop_assets, shop_dbt_models],
+    assets=[*file_drop_assets, *kafka_assets, shop_dbt_models],
     asset_checks=[*contract_checks, *schema_drift_checks],
     jobs=[marts_job],
     schedules=[daily_marts_schedule],
-    sensors=[*file_drop_sensors, automation_sensor],
+    sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor],
     resources={
         "lake": LakeResource.from_env(),
+        "kafka": KafkaResource.from_env(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     },
 )
