@@ -102,6 +102,10 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class ConcurrentIngestionError(RuntimeError):
+    """Another run committed the same partitions while this one was consuming them."""
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     """How to reach the cluster (librdkafka property names come from here only)."""
@@ -484,7 +488,7 @@ class StreamIngestor:
 
         extracted_at = datetime.now(UTC).replace(tzinfo=None)
         write_deltalake(
-            self._dlq_uri,
+            self._checked_table(self._dlq_uri, chunk, floor.dlq),
             self._dead_letter_table(chunk, dead, extracted_at),
             mode="append",
             schema_mode="merge",
@@ -504,7 +508,11 @@ class StreamIngestor:
             pc.take(chunk.offsets, positions),
             extracted_at,
         )
-        self._append_raw(rows, self._properties(chunk, floor.raw))
+        self._append_raw(
+            self._checked_table(self._raw_uri, chunk, floor.raw),
+            rows,
+            self._properties(chunk, floor.raw),
+        )
         crash_point("after_raw_commit")
 
         for p, o in chunk.next.items():
@@ -566,9 +574,25 @@ class StreamIngestor:
         )
         return table.select(schema.names).cast(schema)
 
-    def _append_raw(self, rows: pa.Table, properties: CommitProperties) -> None:
+    def _checked_table(self, uri: str, chunk: _Chunk, stored: dict[int, int]) -> DeltaTable:
+        """The table, checked to hold the offsets this run started from.
+
+        The commit is made from this snapshot, so Delta's conflict check also refuses it when
+        another run commits the same partitions' app transactions in the meantime.
+        """
+        table = DeltaTable(uri)
+        for partition in chunk.next:
+            found = table.transaction_version(transaction_app_id(self.topic, partition))
+            expected = None if stored[partition] < 0 else stored[partition]
+            if found != expected:
+                raise ConcurrentIngestionError(
+                    f"{uri}: {self.topic}/{partition} is at offset {found}, this run expected "
+                    f"{expected}: another run ingested it meanwhile; retry to resume from there"
+                )
+        return table
+
+    def _append_raw(self, table: DeltaTable, rows: pa.Table, properties: CommitProperties) -> None:
         """Write one Parquet file per date partition, then commit them with the offsets."""
-        table = DeltaTable(self._raw_uri)
         schema = pa.schema(table.schema().to_arrow())
         filesystem, root = pafs.FileSystem.from_uri(self._raw_uri)
         actions: list[AddAction] = []
