@@ -57,7 +57,8 @@ class ProduceReport:
 def ensure_topic(settings: KafkaSettings, topic: str, partitions: int, timeout: float = 15) -> int:
     """Create ``topic`` with ``partitions`` partitions unless it exists; its partition count."""
     admin = AdminClient(settings.client_config())
-    existing = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+    # All topics: a metadata request naming the topic may auto-create it with defaults.
+    existing = admin.list_topics(timeout=timeout).topics.get(topic)
     if existing is not None and existing.error is None and existing.partitions:
         return len(existing.partitions)
     futures = admin.create_topics(

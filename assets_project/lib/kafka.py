@@ -616,14 +616,9 @@ class StreamIngestor:
                         partition_values={PARTITION_COLUMN: day.isoformat()},
                         modification_time=int(time.time() * 1000),
                         data_change=True,
-                        stats=json.dumps(
-                            {
-                                "numRecords": part.num_rows,
-                                "minValues": {},
-                                "maxValues": {},
-                                "nullCount": {},
-                            }
-                        ),
+                        # Row count only: delta-rs reads absent min/max values as null
+                        # bounds and would prune the file from filtered scans.
+                        stats=json.dumps({"numRecords": part.num_rows}),
                     )
                 )
         crash_point("after_parquet_write")
