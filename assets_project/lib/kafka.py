@@ -31,7 +31,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -89,7 +89,7 @@ _CONSUMER_DEFAULTS: dict[str, object] = {
     "auto.offset.reset": "earliest",
     "fetch.max.bytes": 64 << 20,
     "max.partition.fetch.bytes": 16 << 20,
-    "queued.max.messages.kbytes": 256 << 10,
+    "queued.max.messages.kbytes": 64 << 10,  # prefetch per partition while a chunk commits
     "queued.min.messages": 200_000,
     "fetch.wait.max.ms": 100,
 }
@@ -310,6 +310,7 @@ class StreamIngestor:
         self._query: ValidationQuery = compile_validation(contract, jsonl=True)
         self._raw_uri = layout.raw_uri(contract.name)
         self._dlq_uri = layout.dlq_uri(contract.name)
+        self._expected_next: dict[int, int | None] = {}
 
     # -- consumption ---------------------------------------------------------------------
 
@@ -321,7 +322,6 @@ class StreamIngestor:
         replay_from_offset: int | None = None,
         replay_from_timestamp_ms: int | None = None,
         idle_seconds: float = 2.0,
-        on_chunk: Callable[[StreamResult], None] | None = None,
     ) -> StreamResult:
         """Consume up to ``max_messages`` or ``max_seconds``, or until every partition is at
         its end, committing each chunk to the lake; then commit the group offsets to Kafka."""
@@ -346,6 +346,7 @@ class StreamIngestor:
                 dlq={p: -1 if replaying else o for p, o in dlq_at.items()},
             )
             floor = _Positions(raw=raw_at, dlq=dlq_at)
+            self._expected_next = dict(start)
             consumer.assign(
                 [
                     TopicPartition(self.topic, p, OFFSET_BEGINNING if o is None else o)
@@ -374,7 +375,7 @@ class StreamIngestor:
                     result.stopped_by = "end of every partition"
                     break
                 if time.monotonic() - last_message > idle_seconds:
-                    result.stopped_by = f"no message for {idle_seconds:g} s"
+                    result.stopped_by = f"nothing from the broker for {idle_seconds:g} s"
                     break
                 batch = consumer.consume(
                     num_messages=min(_CONSUME_BATCH, remaining, self.chunk_messages - len(buffer)),
@@ -396,8 +397,6 @@ class StreamIngestor:
                 if len(buffer) >= self.chunk_messages:
                     self._commit_chunk(_Chunk(buffer), result, skip, floor)
                     buffer = []
-                    if on_chunk is not None:
-                        on_chunk(result)
             if buffer:
                 self._commit_chunk(_Chunk(buffer), result, skip, floor)
             if result.chunks:
@@ -453,6 +452,15 @@ class StreamIngestor:
         floor: _Positions,
     ) -> None:
         crash_point("after_consume")
+        for p, first in chunk.first.items():
+            expected = self._expected_next.get(p)
+            if expected is not None and first > expected:
+                # Retention deleted them before they were read (or transaction markers).
+                self.log.warning(
+                    f"{self.topic}/{p}: offsets {expected}..{first - 1} are no longer in Kafka; "
+                    "reading on from the earliest message left"
+                )
+            self._expected_next[p] = chunk.next[p]
         n = len(chunk.messages)
         values = [m.value() for m in chunk.messages]
         text, not_text = _decode(values)
