@@ -171,3 +171,36 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
         name = source_name(kafka_topic, partition)
         sequence = [produced[k][0] for k in sorted(k for k in produced if k[0] == name)]
         assert sequence == sorted(sequence)
+
+
+def test_two_processes_racing_on_one_topic_duplicate_nothing(
+    kafka_broker: TansuBroker, kafka_topic: str, tmp_path: Path
+) -> None:
+    """Two consumers at once (as after a restart that overlaps the old run): the loser of each
+    commit race fails without writing, the lake still holds every message once."""
+    settings = KafkaSettings(bootstrap_servers=kafka_broker.bootstrap_servers)
+    ensure_topic(settings, kafka_topic, 2)
+    delivered = produce(settings, kafka_topic, event_lines(3000, seed=31), track=True).delivered
+    shared = tmp_path / "shared"
+    codes: list[int] = []
+    for round_ in range(4):
+        racers = [_child(kafka_broker, kafka_topic, shared, f"r{round_}-{i}", None) for i in (0, 1)]
+        for racer in racers:
+            _, stderr = racer.communicate(timeout=120)
+            codes.append(racer.returncode)
+            if racer.returncode != 0:
+                text = stderr.decode()
+                assert "ConcurrentIngestionError" in text or "CommitFailedError" in text, text
+    layout = _layout(shared)
+    StreamIngestor(
+        settings,
+        load_contract("user_events"),
+        layout,
+        topic=kafka_topic,
+        batch_id="end",
+        group_id="crash-test",
+    ).run(max_messages=10**6, max_seconds=60, idle_seconds=1)
+    raw, dlq = _lake(layout)
+    produced = {(source_name(kafka_topic, p), o) for _, p, o, _ in delivered}
+    assert set(raw) | set(dlq) == produced and not set(raw) & set(dlq)
+    assert any(code != 0 for code in codes), "no race was lost: the test did not race"

@@ -171,6 +171,9 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
             **table_metadata(column_schema=column_schema(contract)),
         },
         retry_policy=INGESTION_RETRY_POLICY,
+        # One run at a time reads the topic (every pool has one slot, see dagster.yaml); a
+        # second one would only lose the commit race and retry.
+        pool=f"kafka_{contract.name}",
         freshness_policy=dg.FreshnessPolicy.time_window(
             warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
             fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
