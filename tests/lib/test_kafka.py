@@ -18,6 +18,7 @@ from assets_project.demo.produce import (
     with_poison,
 )
 from assets_project.lib.contracts import load_contract
+from assets_project.lib.ingest import ingest_file
 from assets_project.lib.kafka import (
     KEY_COLUMN,
     ConcurrentIngestionError,
@@ -239,3 +240,20 @@ def test_a_run_that_lost_a_race_commits_nothing(
     assert sorted(raw + dlq) == sorted(_produced(report, kafka_topic))
     batches = {r["_batch_id"] for r in _rows(layout.raw_uri("user_events"), ["_batch_id"])}
     assert batches == {"fast"}
+
+
+def test_files_and_the_topic_share_the_raw_and_dead_letter_tables(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+) -> None:
+    _publish(kafka_broker, kafka_topic, [b"not json", *event_lines(50, seed=2)], partitions=1)
+    streamed = _ingest(kafka_broker, layout, kafka_topic)
+    drop = layout.landing_dir / "user_events" / "e.jsonl"
+    drop.write_bytes(b"\n".join([*event_lines(60, seed=3), b"[1, 2]"]) + b"\n")
+    filed = ingest_file(drop, EVENTS, layout, source="user_events/e.jsonl")
+    letters = _rows(layout.dlq_uri("user_events"), ["_source", KEY_COLUMN])
+    by_channel = {r["_source"].split("/")[0]: r for r in letters}
+    assert set(by_channel) == {f"kafka:{kafka_topic}", "user_events"}
+    assert all(r[KEY_COLUMN] is None for r in letters if r["_source"].startswith("user_events/"))
+    assert len(letters) == streamed.rows_rejected + filed.rows_rejected
+    raw = DeltaTable(layout.raw_uri("user_events")).count()
+    assert raw == streamed.rows_written + filed.rows_written
