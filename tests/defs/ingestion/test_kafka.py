@@ -168,3 +168,27 @@ def test_file_drops_still_reach_the_same_raw_table(lake: LakeResource) -> None:
     assert materialization.metadata["channel"].value == "files"
     rows = DeltaTable(lake.layout.raw_uri("user_events")).to_pyarrow_table().to_pylist()
     assert [(r["_source"], r["_source_line"]) for r in rows] == [("user_events/e.jsonl", 1)]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (StreamConfig(replay_from_timestamp="yesterday"), "is not an ISO 8601 time"),
+        (
+            StreamConfig(replay_from_offset=0, replay_from_timestamp="2026-01-01T00:00:00Z"),
+            "not both",
+        ),
+    ],
+)
+def test_bad_replay_config_fails_without_retries(
+    kafka_broker: TansuBroker, lake: LakeResource, config: StreamConfig, message: str
+) -> None:
+    result = dg.materialize(
+        [build_stream_asset(BASE)],
+        resources={"lake": lake, "kafka": _kafka(kafka_broker)},
+        run_config=dg.RunConfig(ops={"raw__user_events": config}),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert message in str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert len([e for e in result.all_events if e.event_type_value == "STEP_START"]) == 1
