@@ -8,9 +8,10 @@ from dagster_dbt import DbtCliResource
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
+from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.ingestion.postgres import database_source_assets, extraction_schedules
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
-from assets_project.defs.resources import LakeResource, PostgresResource
+from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 from assets_project.defs.schedules import daily_marts_schedule, marts_job
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -22,14 +23,15 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[*file_drop_assets, *database_source_assets, shop_dbt_models],
+    assets=[*file_drop_assets, *database_source_assets, *kafka_assets, shop_dbt_models],
     asset_checks=[*contract_checks, *schema_drift_checks],
     jobs=[marts_job],
     schedules=[daily_marts_schedule, *extraction_schedules],
-    sensors=[*file_drop_sensors, automation_sensor],
+    sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor],
     resources={
         "lake": LakeResource.from_env(),
         "postgres": PostgresResource.from_env(),
+        "kafka": KafkaResource.from_env(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     },
 )

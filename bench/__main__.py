@@ -4,6 +4,7 @@
     python -m bench validation --rows 1000000 --repeat 3
     python -m bench validation --rows 1000000 --impl ours pandas --breakdown
     python -m bench postgres --rows 1e5 --rows 1e6 --repeat 3  # DATABASE_URL or local cluster
+    python -m bench kafka --events 1000000 --repeat 3   # Kafka → Delta vs a bare consume loop
 
 Progress goes to stderr; the results (machine, versions, a Markdown table per case) to stdout,
 in the form ``BENCHMARKS.md`` uses.
@@ -21,11 +22,11 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from bench import postgres, validation
+from bench import kafka, postgres, validation
 
 log = logging.getLogger("bench")
 
-PACKAGES = ("duckdb", "pyarrow", "pandas", "numpy", "pandera")
+PACKAGES = ("duckdb", "pyarrow", "pandas", "numpy", "pandera", "confluent-kafka", "deltalake")
 #: The default set: (rows, implementations, runs where not --repeat). pandas with object
 #: strings holds 5 GB at 1e7 rows and adds 80 s, so it runs at 1e6 only.
 DEFAULT_VALIDATION: tuple[tuple[int, tuple[str, ...], dict[str, int]], ...] = (
@@ -190,7 +191,15 @@ def run_postgres_case(args: argparse.Namespace, out: list[str], raw: list[dict])
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("case", nargs="?", default="validation", choices=["validation", "postgres"])
+    parser.add_argument(
+        "case", nargs="?", default="validation", choices=["validation", "postgres", "kafka"]
+    )
+    parser.add_argument(
+        "--events",
+        type=lambda text: int(float(text)),
+        default=1_000_000,
+        help="kafka: events to publish (default 1e6)",
+    )
     parser.add_argument(
         "--rows",
         type=lambda text: int(float(text)),
@@ -226,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     out = [format_machine(info)]
     sys.stdout.write(out[0] + "\n")
     raw: list[dict] = []
-    if args.case == "postgres":
+    if args.case == "kafka":
+        case = kafka.run_case(args.events, args.repeat, seed=args.seed, log=log.info)
+        _emit(out, kafka.format_case(case))
+        raw.append(asdict(case))
+    elif args.case == "postgres":
         run_postgres_case(args, out, raw)
     else:
         run_validation_case(args, out, raw)

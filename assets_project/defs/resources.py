@@ -1,4 +1,4 @@
-"""Resources shared by the asset graph: where the lake lives and how dbt is invoked."""
+"""Resources shared by the asset graph: where the lake lives, how dbt is invoked, Kafka."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets_project.lib.kafka import KafkaSettings
 from assets_project.lib.lake import LakeLayout
 
 
@@ -85,3 +86,60 @@ class PostgresResource(dg.ConfigurableResource):
     @property
     def configured(self) -> bool:
         return bool(self.url)
+
+
+class KafkaResource(dg.ConfigurableResource):
+    """The Kafka cluster that streaming sources read from (unset: the streams stay idle).
+
+    ``min_lag`` and ``max_wait_seconds`` tune the stream sensors: a run is requested once the
+    unread messages reach ``min_lag``, or once fewer have waited ``max_wait_seconds``.
+    """
+
+    bootstrap_servers: str | None = None
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    group_id: str = "assets_project"
+    timeout_seconds: float = 10.0
+    min_lag: int = 1
+    max_wait_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> KafkaResource:
+        """From KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM,
+        KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD (read as ``dg.EnvVar``, only when set),
+        KAFKA_GROUP_ID, KAFKA_MIN_LAG and KAFKA_MAX_WAIT_SECONDS."""
+        values: dict[str, object] = {}
+        for field, variable in (
+            ("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+            ("security_protocol", "KAFKA_SECURITY_PROTOCOL"),
+            ("sasl_mechanism", "KAFKA_SASL_MECHANISM"),
+            ("sasl_username", "KAFKA_SASL_USERNAME"),
+            ("sasl_password", "KAFKA_SASL_PASSWORD"),
+            ("group_id", "KAFKA_GROUP_ID"),
+        ):
+            if os.environ.get(variable):
+                values[field] = dg.EnvVar(variable)
+        if os.environ.get("KAFKA_MIN_LAG"):
+            values["min_lag"] = int(os.environ["KAFKA_MIN_LAG"])
+        if os.environ.get("KAFKA_MAX_WAIT_SECONDS"):
+            values["max_wait_seconds"] = float(os.environ["KAFKA_MAX_WAIT_SECONDS"])
+        return cls(**values)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.bootstrap_servers)
+
+    @property
+    def settings(self) -> KafkaSettings:
+        """Client settings; raises ValueError when no bootstrap servers are configured."""
+        if not self.bootstrap_servers:
+            raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            security_protocol=self.security_protocol,
+            sasl_mechanism=self.sasl_mechanism,
+            sasl_username=self.sasl_username,
+            sasl_password=self.sasl_password,
+        )

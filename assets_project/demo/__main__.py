@@ -1,8 +1,10 @@
-"""Command line of the demo data.
+"""Command line of the demo data: ``python -m assets_project.demo <command> ...``.
 
-``python -m assets_project.demo generate --size N --seed S --out DIR`` writes file drops;
-``db-init`` and ``db-traffic`` create and change the orders table in the PostgreSQL database
-named by ``DATABASE_URL``.
+generate --size N --seed S --out DIR      demo file drops for the landing folders
+produce --topic user-events --events N [--rate R] [--poison K] [--partitions P]
+                                          demo user events to Kafka (KAFKA_BOOTSTRAP_SERVERS)
+db-init / db-traffic                      the orders table in PostgreSQL (DATABASE_URL), and
+                                          inserts, updates and late-committing transactions
 """
 
 from __future__ import annotations
@@ -61,6 +63,27 @@ def _parser() -> argparse.ArgumentParser:
     traffic.add_argument("--every", type=float, default=5.0, help="seconds between rounds")
     traffic.add_argument("--size", type=int, default=5000, help="demo size the ids refer to")
     traffic.add_argument("--seed", type=int, default=0, help="random seed of the first round")
+    prod = commands.add_parser(
+        "produce", help="publish generated user events (and poison messages) to a Kafka topic"
+    )
+    prod.add_argument("--topic", default="user-events", help="topic (default user-events)")
+    prod.add_argument("--events", type=int, required=True, help="number of user events")
+    prod.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    prod.add_argument(
+        "--rate", type=float, help="messages per second (default: one burst, as fast as possible)"
+    )
+    prod.add_argument(
+        "--poison", type=int, default=0, help="extra messages that are not JSON (default 0)"
+    )
+    prod.add_argument(
+        "--partitions", type=int, default=4, help="partitions if the topic is created (default 4)"
+    )
+    prod.add_argument(
+        "--bootstrap-servers",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        help="default: $KAFKA_BOOTSTRAP_SERVERS",
+    )
+    prod.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
 
 
@@ -103,6 +126,34 @@ def _db_command(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _produce(args: argparse.Namespace) -> int:
+    from assets_project.demo.produce import ensure_topic, event_lines, produce, with_poison
+    from assets_project.lib.kafka import KafkaSettings
+
+    if not args.bootstrap_servers:
+        sys.stderr.write("error: set KAFKA_BOOTSTRAP_SERVERS or --bootstrap-servers\n")
+        return 2
+    if args.events < 1 or args.poison < 0 or args.partitions < 1:
+        sys.stderr.write("error: --events and --partitions must be >= 1, --poison >= 0\n")
+        return 2
+    settings = KafkaSettings(
+        bootstrap_servers=args.bootstrap_servers,
+        security_protocol=os.environ.get("KAFKA_SECURITY_PROTOCOL"),
+        sasl_mechanism=os.environ.get("KAFKA_SASL_MECHANISM"),
+        sasl_username=os.environ.get("KAFKA_SASL_USERNAME"),
+        sasl_password=os.environ.get("KAFKA_SASL_PASSWORD"),
+    )
+    partitions = ensure_topic(settings, args.topic, args.partitions)
+    messages = with_poison(event_lines(args.events, args.seed), args.poison, args.seed)
+    report = produce(settings, args.topic, messages, rate=args.rate, poison=args.poison)
+    sys.stdout.write(
+        f"published {report.messages} messages ({report.events} event lines, "
+        f"{report.poison} poison) to {args.topic} ({partitions} partitions) "
+        f"in {report.seconds:.1f} s\n"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -117,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"error: {exc}\n")
             return 2
         return 0
+    if args.command == "produce":
+        return _produce(args)
     try:
         report = generate(args.out, args.size, args.seed, args.files, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as exc:

@@ -159,6 +159,24 @@ class PostgresSource(BaseModel):
     _names_ok = field_validator("schema_name", "table")(_check_identifier)
 
 
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class KafkaSource(BaseModel):
+    """The Kafka topic a streaming source is read from (JSON messages, one record each)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_ok(cls, value: str) -> str:
+        if not _TOPIC.match(value) or value in (".", ".."):
+            raise ValueError(f"{value!r} is not a valid Kafka topic name ([A-Za-z0-9._-], <= 249)")
+        return value
+
+
 Channel = Literal["files", "postgres", "kafka"]
 
 
@@ -188,6 +206,7 @@ class Contract(BaseModel):
         description="How records arrive; every channel feeds the one raw table of the source.",
     )
     postgres: PostgresSource | None = None
+    kafka: KafkaSource | None = None
 
     _name_ok = field_validator("name")(_check_identifier)
 
@@ -210,6 +229,8 @@ class Contract(BaseModel):
             raise ValueError("partition_by must name a date or timestamp column")
         if "postgres" in self.channels and (self.postgres is None or self.update_time is None):
             raise ValueError("a postgres channel needs a postgres section and update_time")
+        if "kafka" in self.channels and (self.kafka is None or self.format != "jsonl"):
+            raise ValueError("a kafka channel needs a kafka section and format jsonl")
         return self
 
     def column(self, name: str) -> Column:

@@ -360,6 +360,8 @@ def ingest_file(
                 dlq,
                 rejects,
                 mode="append",
+                # A Kafka-fed source's dead-letter table has an extra message_key column.
+                schema_mode="merge",
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(app_id, 1)],
                     custom_metadata={**metadata, "rows": str(rejects.num_rows)},

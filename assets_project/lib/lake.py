@@ -29,8 +29,8 @@ METADATA_FIELDS: tuple[pa.Field, ...] = (
     pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
 )
 METADATA_DESCRIPTIONS: dict[str, str] = {
-    "_source": "File (or stream position) the record was read from.",
-    "_source_line": "1-based position of the record in its file (data row for CSV, line for JSON lines).",
+    "_source": "File the record was read from, or kafka:<topic>/<partition> for a Kafka message.",
+    "_source_line": "1-based position of the record in its file (data row for CSV, line for JSON lines), or the offset of a Kafka message.",
     "_batch_id": "Dagster run that ingested the record.",
     "_extracted_at": "When the batch was ingested (UTC).",
     PARTITION_COLUMN: "Date of the contract's partition column; the Delta partition.",

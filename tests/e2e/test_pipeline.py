@@ -16,29 +16,35 @@ from deltalake import DeltaTable
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets
+from assets_project.defs.ingestion.kafka import kafka_assets
 from assets_project.defs.ingestion.postgres import database_source_assets
-from assets_project.defs.resources import LakeResource, PostgresResource
+from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 from assets_project.demo.generate import generate
 from tests.e2e.reference import build_reference, record_counts
 
 pytestmark = pytest.mark.slow
 
 MARTS = ("dim_users", "dim_products", "fct_orders", "fct_user_daily_activity", "fct_daily_revenue")
+RAW_ASSETS = [*file_drop_assets, *database_source_assets, *kafka_assets]
+# raw/user_events also reads a Kafka topic; these runs take its ready file drops instead.
+FILES_ONLY = {"ops": {"raw__user_events": {"config": {"channel": "files"}}}}
 
 
 def _resources(lake: LakeResource) -> dict[str, object]:
     return {
         "lake": lake,
         "postgres": PostgresResource(),  # no database: orders arrive as CSV drops
+        "kafka": KafkaResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }
 
 
 def _materialize_all(lake: LakeResource, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     result = dg.materialize(
-        [*file_drop_assets, *database_source_assets, shop_dbt_models],
+        [*RAW_ASSETS, shop_dbt_models],
         resources=_resources(lake),
         instance=instance,
+        run_config=FILES_ONLY,
     )
     assert result.success
     return result
@@ -166,9 +172,10 @@ def test_user_daily_activity_matches_reference(pipeline: dict[str, object]) -> N
 def test_materializing_again_changes_no_mart_row(pipeline: dict[str, object]) -> None:
     lake: LakeResource = pipeline["lake"]  # type: ignore[assignment]
     result = dg.materialize(
-        [*file_drop_assets, shop_dbt_models],
+        [*RAW_ASSETS, shop_dbt_models],
         resources=_resources(lake),
         instance=pipeline["instance"],  # type: ignore[arg-type]
+        run_config=FILES_ONLY,
     )
     assert result.success
     rebuilt = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -184,9 +191,10 @@ def test_forced_reingest_of_the_same_file_adds_no_rows(pipeline: dict[str, objec
     before = DeltaTable(lake.layout.raw_uri("user_events")).to_pyarrow_table().num_rows
     shutil.copy(archived, Path(lake.data_dir) / "landing" / "user_events" / "replayed.jsonl")
     result = dg.materialize(
-        [a for a in file_drop_assets if a.key == dg.AssetKey(["raw", "user_events"])],
+        [a for a in RAW_ASSETS if a.key == dg.AssetKey(["raw", "user_events"])],
         resources=_resources(lake),
         instance=pipeline["instance"],  # type: ignore[arg-type]
+        run_config=FILES_ONLY,
     )
     (materialization,) = result.asset_materializations_for_node("raw__user_events")
     assert materialization.metadata["files_already_ingested"].value == [

@@ -12,8 +12,9 @@ from dagster_dbt import DbtCliResource
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets
+from assets_project.defs.ingestion.kafka import kafka_assets
 from assets_project.defs.ingestion.postgres import database_source_assets
-from assets_project.defs.resources import LakeResource, PostgresResource
+from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 from assets_project.demo.generate import generate
 from assets_project.demo.shop_db import init_orders, simulate_traffic
 from tests.postgres_server import is_valid_order, source_orders
@@ -41,10 +42,11 @@ def test_marts_follow_the_database_through_inserts_updates_and_late_commits(
     resources = {
         "lake": lake,
         "postgres": PostgresResource(url=postgres_url),
+        "kafka": KafkaResource(),  # no broker: user events arrive as file drops
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }
     instance = dg.DagsterInstance.ephemeral()
-    assets = [*file_drop_assets, *database_source_assets, shop_dbt_models]
+    assets = [*file_drop_assets, *database_source_assets, *kafka_assets, shop_dbt_models]
 
     for wave in range(2):
         if wave:

@@ -128,7 +128,7 @@ def test_lineage_shows_the_three_layers(webserver: str, browser: object, tmp_pat
     body = _open(
         browser, f"{webserver}/asset-groups", lambda b: len(_group_counts(b)) == 3, tmp_path
     )
-    assert _group_counts(body) == {"raw": "4", "staging": "4", "marts": "5"}
+    assert _group_counts(body) == {"raw": "4", "staging": "4", "marts": "6"}
 
 
 def test_raw_asset_page_shows_the_contract(webserver: str, browser: object, tmp_path: Path) -> None:

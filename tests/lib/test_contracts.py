@@ -61,3 +61,29 @@ def test_contract_name_must_match_file_name(tmp_path: Path) -> None:
     directory = _write(tmp_path, "customers", {})
     with pytest.raises(ContractError, match="differs from the file name"):
         load_contract("customers", directory)
+
+
+def test_user_events_streams_from_its_kafka_topic() -> None:
+    contract = load_contract("user_events")
+    assert contract.channels == ("files", "kafka")
+    assert contract.kafka is not None and contract.kafka.topic == "user-events"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"channels": ["files", "kafka"]}, "a kafka channel needs a kafka section"),
+        (
+            {"channels": ["kafka"], "kafka": {"topic": "user events"}},
+            "not a valid Kafka topic name",
+        ),
+        ({"channels": ["kafka"], "kafka": {"topic": "t", "group": "x"}}, "Extra inputs"),
+    ],
+)
+def test_kafka_section_is_validated(tmp_path: Path, change: dict, message: str) -> None:
+    data = yaml.safe_load((CONTRACTS_DIR / "user_events.yml").read_text())
+    data.pop("kafka")
+    data.update(change)
+    (tmp_path / "user_events.yml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ContractError, match=message):
+        load_contract("user_events", tmp_path)

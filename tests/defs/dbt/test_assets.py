@@ -11,7 +11,8 @@ from dagster_dbt import DbtCliResource
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.project import dbt_executable, dbt_project
 from assets_project.defs.ingestion.files import file_drop_assets
-from assets_project.defs.resources import LakeResource
+from assets_project.defs.ingestion.kafka import kafka_assets
+from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.demo.generate import generate
 
 pytestmark = pytest.mark.slow
@@ -28,12 +29,17 @@ def test_subset_run_on_empty_warehouse_succeeds(lake: LakeResource, selection: l
     generate(Path(lake.data_dir) / "landing", size=500, seed=3, files=1, overwrite=True)
     resources = {
         "lake": lake,
+        "kafka": KafkaResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(file_drop_assets, resources=resources, instance=instance).success
+    raw_assets = [*file_drop_assets, *kafka_assets]
+    files_only = {"ops": {"raw__user_events": {"config": {"channel": "files"}}}}
+    assert dg.materialize(
+        raw_assets, resources=resources, instance=instance, run_config=files_only
+    ).success
     result = dg.materialize(
-        [*file_drop_assets, shop_dbt_models],
+        [*raw_assets, shop_dbt_models],
         selection=selection,
         resources=resources,
         instance=instance,

@@ -1,0 +1,283 @@
+"""Kafka ingestion: the raw asset of every source with a Kafka channel, and its lag sensor.
+
+``raw/<source>`` reads a bounded batch from the contract's topic into ``lake/raw/<source>``
+(and ``lake/dlq/<source>``) exactly once: the consumed offsets are stored in the same Delta
+commits as the rows (see :mod:`assets_project.lib.kafka`). The same asset also takes the
+source's file drops: the file sensor names a file in the run config, and then the file is
+ingested as by a file-only source. Both channels append to the one raw table, told apart by
+``_source`` (``kafka:<topic>/<partition>`` or the file's name).
+
+``<source>_kafka_sensor`` compares the topic's end offsets with the offsets stored in Delta and
+requests a run when messages wait, with a run key made of the offset ranges, so one range is
+never requested twice.
+"""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import dagster as dg
+import pyarrow as pa
+from confluent_kafka import Consumer, KafkaException
+from deltalake import DeltaTable
+
+from assets_project.defs.ingestion.files import (
+    CONTRACTS,
+    INGESTION_RETRY_POLICY,
+    FileDropConfig,
+    column_schema,
+    ingest_file_drops,
+    raw_asset_key,
+)
+from assets_project.defs.metadata import table_metadata
+from assets_project.defs.resources import KafkaResource, LakeResource
+from assets_project.lib.contracts import Contract
+from assets_project.lib.kafka import (
+    StreamIngestor,
+    end_offsets,
+    stored_offsets,
+    topic_partitions,
+)
+
+NOT_CONFIGURED = "KAFKA_BOOTSTRAP_SERVERS is not set: the Kafka channel is idle"
+SENSOR_TIMEOUT_SECONDS = 5.0
+
+
+class StreamConfig(FileDropConfig):
+    """A file drop to ingest (``path``), or a bounded batch of the topic."""
+
+    channel: Literal["auto", "kafka", "files"] = "auto"
+    """``auto``: the dropped file in ``path`` if given, else the topic if
+    KAFKA_BOOTSTRAP_SERVERS is set, else every ready file drop."""
+    max_messages: int = 1_000_000
+    """Stop after this many messages."""
+    max_seconds: float = 300.0
+    """Stop after this many seconds of consuming."""
+    chunk_messages: int = 200_000
+    """Messages per Delta commit pair (dead-letter, then raw)."""
+    replay_from_offset: int | None = None
+    """Re-read every partition from this offset (rows already in the lake are appended again;
+    staging deduplicates them by key)."""
+    replay_from_timestamp: str | None = None
+    """Re-read every partition from the first message at or after this ISO 8601 time (UTC if
+    no zone is given)."""
+
+
+def _timestamp_ms(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise dg.Failure(
+            f"replay_from_timestamp {text!r} is not an ISO 8601 time", allow_retries=False
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def ingest_topic(
+    context: dg.AssetExecutionContext,
+    config: StreamConfig,
+    lake: LakeResource,
+    kafka: KafkaResource,
+    contract: Contract,
+) -> dict[str, object]:
+    """Consume one bounded batch of ``contract``'s topic; returns the materialization metadata."""
+    assert contract.kafka is not None
+    if not kafka.configured:
+        raise dg.Failure(
+            f"{NOT_CONFIGURED}; set it to read {contract.kafka.topic!r}", allow_retries=False
+        )
+    if config.replay_from_offset is not None and config.replay_from_timestamp is not None:
+        raise dg.Failure(
+            "set replay_from_offset or replay_from_timestamp, not both", allow_retries=False
+        )
+    replay_ms = (
+        _timestamp_ms(config.replay_from_timestamp)
+        if config.replay_from_timestamp is not None
+        else None
+    )
+    layout = lake.layout
+    ingestor = StreamIngestor(
+        kafka.settings,
+        contract,
+        layout,
+        topic=contract.kafka.topic,
+        batch_id=context.run.run_id,
+        group_id=kafka.group_id,
+        timeout=kafka.timeout_seconds,
+        chunk_messages=config.chunk_messages,
+        logger=context.log,
+    )
+    result = ingestor.run(
+        max_messages=config.max_messages,
+        max_seconds=config.max_seconds,
+        replay_from_offset=config.replay_from_offset,
+        replay_from_timestamp_ms=replay_ms,
+    )
+    context.log.info(
+        f"{result.topic}: {result.messages} messages in {result.chunks} chunk(s), "
+        f"{result.rows_written} written, {result.rows_rejected} dead-lettered, "
+        f"{result.skipped_already_stored} already stored; stopped: {result.stopped_by}"
+    )
+    table = DeltaTable(layout.raw_uri(contract.name))
+    return {
+        "channel": "kafka",
+        "topic": result.topic,
+        "messages": result.messages,
+        "rows_in": result.rows_in,
+        "rows_written": result.rows_written,
+        "rows_rejected": result.rows_rejected,
+        "skipped_already_stored": result.skipped_already_stored,
+        "offsets": dg.MetadataValue.json(
+            {str(p): {"from": r[0], "next": r[1]} for p, r in sorted(result.ranges.items())}
+        ),
+        "replay": config.replay_from_offset is not None or replay_ms is not None,
+        "caught_up": result.caught_up,
+        "stopped_by": result.stopped_by,
+        "duration_s": round(result.seconds, 3),
+        "messages_per_s": round(result.messages / result.seconds) if result.seconds else 0,
+        "delta_version": result.raw_version,
+        "dlq_delta_version": result.dlq_version,
+        "reject_reasons": dg.MetadataValue.json(result.reject_reasons),
+        "table_uri": layout.raw_uri(contract.name),
+        **table_metadata(
+            column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
+            row_count=table.count(),
+        ),
+    }
+
+
+def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
+    """The raw asset of a source with a Kafka channel (and maybe a file channel)."""
+    assert contract.kafka is not None
+    topic = contract.kafka.topic
+    channels = " and ".join(contract.channels)
+
+    @dg.asset(
+        key=raw_asset_key(contract.name),
+        group_name="raw",
+        description=f"{contract.description}\n\nRaw Delta table `lake/raw/{contract.name}` "
+        f"(append-only, partitioned by the date of `{contract.partition_by}`), fed by "
+        f"{channels}: Kafka topic `{topic}` exactly once (offsets stored in the Delta commits); "
+        f"rejected and unparseable records go to `lake/dlq/{contract.name}`.",
+        kinds={"delta", "duckdb", "kafka"},
+        owners=[contract.owner],
+        tags={"source": contract.name, "channel": "kafka"},
+        metadata={
+            "contract_version": contract.version,
+            "primary_key": ", ".join(contract.primary_key),
+            "topic": topic,
+            **table_metadata(column_schema=column_schema(contract)),
+        },
+        retry_policy=INGESTION_RETRY_POLICY,
+        # One run at a time reads the topic (every pool has one slot, see dagster.yaml); a
+        # second one would only lose the commit race and retry.
+        pool=f"kafka_{contract.name}",
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
+            fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
+        ),
+    )
+    def _raw_asset(
+        context: dg.AssetExecutionContext,
+        config: StreamConfig,
+        lake: LakeResource,
+        kafka: KafkaResource,
+    ) -> dg.MaterializeResult:
+        files = config.channel == "files" or (
+            config.channel == "auto"
+            and (config.path is not None or (not kafka.configured and "files" in contract.channels))
+        )
+        if files:
+            if "files" not in contract.channels:
+                raise dg.Failure(f"{contract.name} has no file channel", allow_retries=False)
+            return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
+        return dg.MaterializeResult(metadata=ingest_topic(context, config, lake, kafka, contract))
+
+    return _raw_asset
+
+
+def lag_ranges(
+    lake: LakeResource, kafka: KafkaResource, contract: Contract
+) -> dict[int, tuple[int, int]]:
+    """Per partition with unread messages: (stored next offset, end offset)."""
+    assert contract.kafka is not None
+    topic = contract.kafka.topic
+    consumer = Consumer(
+        kafka.settings.client_config(
+            **{"group.id": kafka.group_id, "socket.connection.setup.timeout.ms": 3000}
+        )
+    )
+    try:
+        partitions = topic_partitions(consumer, topic, SENSOR_TIMEOUT_SECONDS)
+        ends = end_offsets(consumer, topic, partitions, SENSOR_TIMEOUT_SECONDS)
+    finally:
+        consumer.close()
+    stored = stored_offsets(lake.layout, contract, topic, partitions)
+    ranges = {}
+    for partition, end in ends.items():
+        start = stored.resume_at(partition) or 0
+        if end > start:
+            ranges[partition] = (start, end)
+    return ranges
+
+
+def build_stream_sensor(contract: Contract) -> dg.SensorDefinition:
+    """The sensor that requests a run of the raw asset when the topic has unread messages."""
+    assert contract.kafka is not None
+    key = raw_asset_key(contract.name)
+    op_name = key.to_python_identifier()
+    topic = contract.kafka.topic
+
+    @dg.sensor(
+        name=f"{contract.name}_kafka_sensor",
+        description=f"Requests a run of raw/{contract.name} when Kafka topic {topic} has "
+        "messages past the offsets stored in the Delta table (KafkaResource.min_lag messages, "
+        "or any after max_wait_seconds).",
+        target=[key],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext, lake: LakeResource, kafka: KafkaResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        if not kafka.configured:
+            return dg.SkipReason(NOT_CONFIGURED)
+        try:
+            ranges = lag_ranges(lake, kafka, contract)
+        except KafkaException as exc:
+            return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} is not reachable: {exc}")
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        lag = sum(end - start for start, end in ranges.values())
+        if lag == 0:
+            return dg.SensorResult(
+                skip_reason=f"{topic}: no unread messages", cursor=json.dumps({})
+            )
+        waiting_since = cursor.get("waiting_since") or time.time()
+        waited = time.time() - waiting_since
+        if lag < kafka.min_lag and waited < kafka.max_wait_seconds:
+            return dg.SensorResult(
+                skip_reason=f"{topic}: {lag} unread message(s), below min_lag {kafka.min_lag}; "
+                f"waiting {waited:.0f} of {kafka.max_wait_seconds:g} s",
+                cursor=json.dumps({"waiting_since": waiting_since}),
+            )
+        run_key = f"{topic}:" + ",".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(ranges.items()))
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=run_key,
+                    run_config=dg.RunConfig(ops={op_name: StreamConfig(channel="kafka")}),
+                    tags={"kafka_topic": topic, "kafka_lag": str(lag)},
+                )
+            ],
+            cursor=json.dumps({}),
+        )
+
+    return _sensor
+
+
+KAFKA_CONTRACTS = tuple(c for c in CONTRACTS if "kafka" in c.channels)
+kafka_assets = [build_stream_asset(c) for c in KAFKA_CONTRACTS]
+kafka_sensors = [build_stream_sensor(c) for c in KAFKA_CONTRACTS]

@@ -1,0 +1,639 @@
+"""Kafka topic into the raw and dead-letter Delta tables, exactly once, even under kill -9.
+
+The consumed offsets live in the lake, not in Kafka: every Delta commit carries one app
+transaction per topic-partition (``kafka:<topic>:<partition>``) whose version is the next
+offset to read. A run reads them back with ``DeltaTable.transaction_version``, seeks there with
+``Consumer.assign()`` (no group rebalancing) and consumes a bounded batch in chunks. Per chunk:
+
+1. the messages are decoded and validated against the contract (one DuckDB query per chunk,
+   the same one the JSON-lines file reader uses); messages that are not UTF-8 or have no value
+   become dead letters with a reason, they never fail the run;
+2. the dead-letter rows are committed first, carrying the chunk's next offsets;
+3. the valid rows are written as Parquet files into the raw table's folder and committed with
+   the same next offsets (``create_write_transaction``): files written but not committed are
+   invisible to readers and never counted.
+
+A run killed anywhere restarts from the smaller of the two tables' stored offsets and skips,
+per table, the messages that table already holds, so each message lands in exactly one of the
+two tables exactly once. Kafka's group offsets are committed afterwards only so that Kafka's
+tools show the lag; nothing reads them back.
+
+Replay (``replay_from_offset`` / ``replay_from_timestamp_ms``) re-reads from an earlier position
+and appends again to both tables without skipping; the stored offsets never move backwards.
+Replayed events keep their ``event_id``, which staging deduplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.transaction import AddAction
+
+from assets_project.lib.contracts import Contract
+from assets_project.lib.lake import (
+    DLQ_SCHEMA,
+    PARTITION_COLUMN,
+    LakeLayout,
+    ensure_table,
+    raw_schema,
+)
+from assets_project.lib.validation import (
+    LINE_TEXT,
+    ValidationQuery,
+    compile_validation,
+    new_connection,
+    run_validation,
+)
+
+log = logging.getLogger(__name__)
+
+#: Set to one of :data:`CRASH_POINTS` to kill the process with SIGKILL there (tests only).
+CRASH_ENV = "ASSETS_PROJECT_CRASH_AT"
+CRASH_POINTS = (
+    "after_consume",
+    "after_dlq_commit",
+    "after_parquet_write",
+    "after_raw_commit",
+    "after_kafka_commit",
+)
+#: The dead-letter table of a Kafka-fed source has this extra column (added by schema merge).
+KEY_COLUMN = "message_key"
+KAFKA_DLQ_SCHEMA = DLQ_SCHEMA.append(pa.field(KEY_COLUMN, pa.string()))
+
+# Fetch big: with assign() and these settings a local broker delivers >100k msgs/s.
+_CONSUMER_DEFAULTS: dict[str, object] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "enable.partition.eof": True,
+    "auto.offset.reset": "earliest",
+    "fetch.max.bytes": 64 << 20,
+    "max.partition.fetch.bytes": 16 << 20,
+    "queued.max.messages.kbytes": 64 << 10,  # prefetch per partition while a chunk commits
+    "queued.min.messages": 200_000,
+    "fetch.wait.max.ms": 100,
+}
+_CONSUME_BATCH = 10_000
+
+
+def crash_point(name: str) -> None:
+    """Kill this process (SIGKILL, no cleanup) when ``ASSETS_PROJECT_CRASH_AT`` names ``name``."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ConcurrentIngestionError(RuntimeError):
+    """Another run committed the same partitions while this one was consuming them."""
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """How to reach the cluster (librdkafka property names come from here only)."""
+
+    bootstrap_servers: str
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    client_id: str = "assets_project"
+
+    def client_config(self, **extra: object) -> dict[str, object]:
+        """librdkafka configuration for a consumer, producer or admin client."""
+        config: dict[str, object] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+        }
+        if self.security_protocol:
+            config["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password
+        return config | extra
+
+
+def transaction_app_id(topic: str, partition: int) -> str:
+    """Delta app transaction id holding the next offset of one topic-partition."""
+    return f"kafka:{topic}:{partition}"
+
+
+def source_name(topic: str, partition: int) -> str:
+    """``_source`` of the rows read from one topic-partition (``_source_line`` is the offset)."""
+    return f"kafka:{topic}/{partition}"
+
+
+def topic_partitions(client: Consumer, topic: str, timeout: float) -> list[int]:
+    """Partition ids of ``topic``; raises KafkaException when it does not exist."""
+    metadata = client.list_topics(topic, timeout=timeout)
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None:
+        error = described.error if described is not None else "not in the metadata"
+        raise KafkaException(f"topic {topic!r} is not available: {error}")
+    return sorted(described.partitions)
+
+
+@dataclass(frozen=True)
+class StoredOffsets:
+    """Next offset per partition as committed with the rows of each table (None: never)."""
+
+    raw: dict[int, int | None]
+    dlq: dict[int, int | None]
+
+    def resume_at(self, partition: int) -> int | None:
+        """Where to start reading: the lower of the two tables' positions."""
+        values = [self.raw.get(partition), self.dlq.get(partition)]
+        if any(v is None for v in values):
+            return None
+        return min(v for v in values if v is not None)
+
+
+def stored_offsets(
+    layout: LakeLayout, contract: Contract, topic: str, partitions: Iterable[int]
+) -> StoredOffsets:
+    """The offsets stored in the Delta tables of ``contract``'s source (tables made if absent)."""
+    raw = ensure_table(layout.raw_uri(contract.name), raw_schema(contract), [PARTITION_COLUMN])
+    dlq = ensure_table(layout.dlq_uri(contract.name), DLQ_SCHEMA)
+    parts = list(partitions)
+    return StoredOffsets(
+        raw={p: raw.transaction_version(transaction_app_id(topic, p)) for p in parts},
+        dlq={p: dlq.transaction_version(transaction_app_id(topic, p)) for p in parts},
+    )
+
+
+def end_offsets(client: Consumer, topic: str, partitions: Iterable[int], timeout: float) -> dict:
+    """High watermark per partition (the offset the next produced message will get)."""
+    return {
+        p: client.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+        for p in partitions
+    }
+
+
+@dataclass
+class StreamResult:
+    """What one bounded consumption did."""
+
+    topic: str
+    messages: int = 0
+    rows_in: int = 0  # messages written to raw or dead-letter by this run
+    rows_written: int = 0
+    rows_rejected: int = 0
+    skipped_already_stored: int = 0
+    chunks: int = 0
+    ranges: dict[int, list[int]] = field(default_factory=dict)  # partition: [first, next]
+    caught_up: bool = False
+    stopped_by: str = ""
+    seconds: float = 0.0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    raw_version: int | None = None
+    dlq_version: int | None = None
+
+
+def _reason_text(reasons: list[dict[str, str | None]]) -> str:
+    parts = []
+    for r in reasons:
+        where = f"{r['column']}: " if r["column"] else ""
+        value = "" if r["value"] is None else f" (got {r['value']!r})"
+        parts.append(f"{where}{r['rule']}{value}")
+    return "; ".join(parts)
+
+
+def _decode(values: list[bytes | None]) -> tuple[pa.Array, dict[int, str]]:
+    """Values as an Arrow text array, plus the rows that are not text (index: reason).
+
+    The fast path is one vectorized UTF-8 check; only a chunk that fails it is looked at
+    message by message.
+    """
+    binary = pa.array(values, pa.binary())
+    if binary.null_count == 0:
+        try:
+            return binary.cast(pa.string()), {}
+        except pa.ArrowInvalid:
+            pass
+    bad: dict[int, str] = {}
+    texts: list[str | None] = []
+    for index, value in enumerate(values):
+        if value is None:
+            bad[index] = "message has no value (tombstone)"
+            texts.append(None)
+            continue
+        try:
+            texts.append(value.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            bad[index] = (
+                f"message is not valid UTF-8 (byte 0x{value[exc.start]:02X} at {exc.start})"
+            )
+            texts.append(None)
+    return pa.array(texts, pa.string()), bad
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "backslashreplace")
+
+
+@dataclass
+class _Positions:
+    """An offset per partition for each of the two tables."""
+
+    raw: dict[int, int]
+    dlq: dict[int, int]
+
+
+class _Chunk:
+    """Messages of one chunk, in consumption order."""
+
+    def __init__(self, messages: list[Message]):
+        self.messages = messages
+        partitions = [m.partition() for m in messages]
+        offsets = [m.offset() for m in messages]
+        self.partitions = pa.array(partitions, pa.int32())
+        self.offsets = pa.array(offsets, pa.int64())
+        self.first: dict[int, int] = {}
+        self.next: dict[int, int] = {}
+        for partition, offset in zip(partitions, offsets, strict=True):
+            self.first.setdefault(partition, offset)
+            self.next[partition] = offset + 1
+
+    def at_or_after(self, positions: dict[int, int]) -> pa.Array:
+        """Per message: is its offset at or after ``positions`` of its partition?"""
+        size = max(positions) + 1 if positions else 0
+        lookup = pa.array([positions.get(p, -1) for p in range(size)], pa.int64())
+        return pc.greater_equal(self.offsets, pc.take(lookup, self.partitions))
+
+
+class StreamIngestor:
+    """Consumes one topic of one contract into the lake; one instance per run."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        contract: Contract,
+        layout: LakeLayout,
+        *,
+        topic: str,
+        batch_id: str,
+        group_id: str,
+        timeout: float = 10.0,
+        chunk_messages: int = 200_000,
+        logger: logging.Logger | logging.LoggerAdapter | None = None,
+    ):
+        self.settings = settings
+        self.contract = contract
+        self.layout = layout
+        self.topic = topic
+        self.batch_id = batch_id
+        self.group_id = group_id
+        self.timeout = timeout
+        self.chunk_messages = chunk_messages
+        self.log = logger or log
+        self._query: ValidationQuery = compile_validation(contract, jsonl=True)
+        self._raw_uri = layout.raw_uri(contract.name)
+        self._dlq_uri = layout.dlq_uri(contract.name)
+        self._expected_next: dict[int, int | None] = {}
+
+    # -- consumption ---------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        max_messages: int,
+        max_seconds: float,
+        replay_from_offset: int | None = None,
+        replay_from_timestamp_ms: int | None = None,
+        idle_seconds: float = 2.0,
+    ) -> StreamResult:
+        """Consume up to ``max_messages`` or ``max_seconds``, or until every partition is at
+        its end, committing each chunk to the lake; then commit the group offsets to Kafka."""
+        started = time.perf_counter()
+        result = StreamResult(topic=self.topic)
+        consumer = Consumer(
+            self.settings.client_config(**_CONSUMER_DEFAULTS, **{"group.id": self.group_id})
+        )
+        try:
+            partitions = topic_partitions(consumer, self.topic, self.timeout)
+            stored = stored_offsets(self.layout, self.contract, self.topic, partitions)
+            replaying = replay_from_offset is not None or replay_from_timestamp_ms is not None
+            start = self._start_offsets(
+                consumer, partitions, stored, replay_from_offset, replay_from_timestamp_ms
+            )
+            # Per table, the next offset it holds: below it a message is skipped (not when
+            # replaying), and its stored offset never moves backwards.
+            raw_at = {p: -1 if stored.raw[p] is None else stored.raw[p] for p in partitions}
+            dlq_at = {p: -1 if stored.dlq[p] is None else stored.dlq[p] for p in partitions}
+            skip = _Positions(
+                raw={p: -1 if replaying else o for p, o in raw_at.items()},
+                dlq={p: -1 if replaying else o for p, o in dlq_at.items()},
+            )
+            floor = _Positions(raw=raw_at, dlq=dlq_at)
+            self._expected_next = dict(start)
+            consumer.assign(
+                [
+                    TopicPartition(self.topic, p, OFFSET_BEGINNING if o is None else o)
+                    for p, o in start.items()
+                ]
+            )
+            self.log.info(
+                f"{self.topic}: reading partitions from "
+                + ", ".join(f"{p}@{'beginning' if o is None else o}" for p, o in start.items())
+                + (" (replay)" if replaying else "")
+            )
+            at_end: set[int] = set()
+            last_message = time.monotonic()
+            deadline = time.monotonic() + max_seconds
+            buffer: list[Message] = []
+            while True:
+                remaining = max_messages - result.messages - len(buffer)
+                if remaining <= 0:
+                    result.stopped_by = "max_messages"
+                    break
+                if time.monotonic() >= deadline:
+                    result.stopped_by = "max_seconds"
+                    break
+                if len(at_end) == len(partitions):
+                    result.caught_up = True
+                    result.stopped_by = "end of every partition"
+                    break
+                if time.monotonic() - last_message > idle_seconds:
+                    result.stopped_by = f"nothing from the broker for {idle_seconds:g} s"
+                    break
+                batch = consumer.consume(
+                    num_messages=min(_CONSUME_BATCH, remaining, self.chunk_messages - len(buffer)),
+                    timeout=0.5,
+                )
+                for message in batch:
+                    error = message.error()
+                    if error is None:
+                        buffer.append(message)
+                        at_end.discard(message.partition())
+                    elif error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(message.partition())
+                    elif error.fatal() or not error.retriable():
+                        raise KafkaException(error)
+                    else:
+                        self.log.warning(f"{self.topic}: {error}")
+                if batch:
+                    last_message = time.monotonic()
+                if len(buffer) >= self.chunk_messages:
+                    self._commit_chunk(_Chunk(buffer), result, skip, floor)
+                    buffer = []
+            if buffer:
+                self._commit_chunk(_Chunk(buffer), result, skip, floor)
+            if result.chunks:
+                # For Kafka's lag tools only: the lake's offsets are the ones that count.
+                consumer.commit(
+                    offsets=[
+                        TopicPartition(self.topic, p, min(floor.raw[p], floor.dlq[p]))
+                        for p in sorted(result.ranges)
+                    ],
+                    asynchronous=False,
+                )
+                crash_point("after_kafka_commit")
+        finally:
+            consumer.close()
+        result.raw_version = DeltaTable(self._raw_uri).version()
+        result.dlq_version = DeltaTable(self._dlq_uri).version()
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _start_offsets(
+        self,
+        consumer: Consumer,
+        partitions: list[int],
+        stored: StoredOffsets,
+        replay_from_offset: int | None,
+        replay_from_timestamp_ms: int | None,
+    ) -> dict[int, int | None]:
+        if replay_from_timestamp_ms is not None:
+            found = consumer.offsets_for_times(
+                [TopicPartition(self.topic, p, replay_from_timestamp_ms) for p in partitions],
+                timeout=self.timeout,
+            )
+            start: dict[int, int | None] = {}
+            for tp in found:
+                if tp.error is not None:
+                    raise KafkaException(tp.error)
+                # -1: no message at or after the timestamp; nothing to replay there.
+                start[tp.partition] = (
+                    tp.offset if tp.offset >= 0 else stored.resume_at(tp.partition)
+                )
+            return start
+        if replay_from_offset is not None:
+            return {p: replay_from_offset for p in partitions}
+        return {p: stored.resume_at(p) for p in partitions}
+
+    # -- one chunk -----------------------------------------------------------------------
+
+    def _commit_chunk(
+        self,
+        chunk: _Chunk,
+        result: StreamResult,
+        skip: _Positions,
+        floor: _Positions,
+    ) -> None:
+        crash_point("after_consume")
+        for p, first in chunk.first.items():
+            expected = self._expected_next.get(p)
+            if expected is not None and first > expected:
+                # Retention deleted them before they were read (or transaction markers).
+                self.log.warning(
+                    f"{self.topic}/{p}: offsets {expected}..{first - 1} are no longer in Kafka; "
+                    "reading on from the earliest message left"
+                )
+            self._expected_next[p] = chunk.next[p]
+        n = len(chunk.messages)
+        values = [m.value() for m in chunk.messages]
+        text, not_text = _decode(values)
+        batch = pa.table(
+            {"_source_line": pa.array(range(n), pa.int64()), LINE_TEXT: text}
+        )  # _source_line: index in the chunk while validating
+        connection = new_connection()
+        try:
+            valid, rejected = run_validation(connection, self._query, batch)
+        finally:
+            connection.close()
+        if not_text:
+            keep = pc.invert(pc.is_in(rejected["_source_line"], pa.array(list(not_text))))
+            rejected = rejected.filter(keep)
+
+        # Dead letters: validator rejects plus undecodable messages, minus already stored.
+        indexes = rejected["_source_line"].to_pylist()
+        records = rejected["_record"].to_pylist()
+        reasons = rejected["_reasons"].to_pylist()
+        for index, reason in not_text.items():
+            indexes.append(index)
+            records.append(_text(values[index]))
+            reasons.append([{"column": None, "rule": reason, "value": None}])
+        dlq_new = chunk.at_or_after(skip.dlq).to_pylist()
+        dead = [
+            (i, rec, rs) for i, rec, rs in zip(indexes, records, reasons, strict=True) if dlq_new[i]
+        ]
+        dead.sort(key=lambda item: item[0])
+        for _, _, rs in dead:
+            for r in rs:
+                key = f"{r['column'] or '<record>'}: {r['rule']}"
+                result.reject_reasons[key] = result.reject_reasons.get(key, 0) + 1
+
+        extracted_at = datetime.now(UTC).replace(tzinfo=None)
+        write_deltalake(
+            self._checked_table(self._dlq_uri, chunk, floor.dlq),
+            self._dead_letter_table(chunk, dead, extracted_at),
+            mode="append",
+            schema_mode="merge",
+            commit_properties=self._properties(chunk, floor.dlq),
+        )
+        crash_point("after_dlq_commit")
+
+        # Valid rows, minus those the raw table already holds (after a crash between commits).
+        positions = valid["_source_line"]
+        new = pc.take(chunk.at_or_after(skip.raw), positions)
+        skipped = valid.num_rows - pc.sum(new.cast(pa.int64())).as_py() if valid.num_rows else 0
+        positions = positions.filter(new)
+        valid = valid.filter(new)
+        rows = self._raw_rows(
+            valid,
+            pc.take(chunk.partitions, positions),
+            pc.take(chunk.offsets, positions),
+            extracted_at,
+        )
+        self._append_raw(
+            self._checked_table(self._raw_uri, chunk, floor.raw),
+            rows,
+            self._properties(chunk, floor.raw),
+        )
+        crash_point("after_raw_commit")
+
+        for p, o in chunk.next.items():
+            for positions_of in (skip.raw, skip.dlq, floor.raw, floor.dlq):
+                positions_of[p] = max(positions_of[p], o)
+            result.ranges[p] = [result.ranges.get(p, [chunk.first[p]])[0], o]
+        result.chunks += 1
+        result.messages += n
+        result.rows_written += rows.num_rows
+        result.rows_rejected += len(dead)
+        result.rows_in += rows.num_rows + len(dead)
+        result.skipped_already_stored += skipped + (len(indexes) - len(dead))
+
+    def _properties(self, chunk: _Chunk, stored: dict[int, int]) -> CommitProperties:
+        """The chunk's next offsets as app transactions (never below what a table stores)."""
+        return CommitProperties(
+            app_transactions=[
+                Transaction(transaction_app_id(self.topic, p), max(o, stored[p]))
+                for p, o in chunk.next.items()
+            ],
+            custom_metadata={"batch_id": self.batch_id, "topic": self.topic},
+        )
+
+    def _dead_letter_table(
+        self, chunk: _Chunk, dead: list[tuple[int, str | None, list]], extracted_at: datetime
+    ) -> pa.Table:
+        messages = [chunk.messages[i] for i, _, _ in dead]
+        n = len(dead)
+        return pa.table(
+            {
+                "_source": [source_name(self.topic, m.partition()) for m in messages],
+                "_source_line": pa.array([m.offset() for m in messages], pa.int64()),
+                "_batch_id": [self.batch_id] * n,
+                "_extracted_at": pa.array([extracted_at] * n, pa.timestamp("us")),
+                "contract_version": pa.array([self.contract.version] * n, pa.int32()),
+                "record": pa.array([rec for _, rec, _ in dead], pa.string()),
+                "reason": [_reason_text(rs) for _, _, rs in dead],
+                "reasons": [rs for _, _, rs in dead],
+                KEY_COLUMN: pa.array([_text(m.key()) for m in messages], pa.string()),
+            }
+        ).cast(KAFKA_DLQ_SCHEMA)
+
+    def _raw_rows(
+        self, valid: pa.Table, partitions: pa.Array, offsets: pa.Array, extracted_at: datetime
+    ) -> pa.Table:
+        schema = raw_schema(self.contract)
+        n = valid.num_rows
+        size = (pc.max(partitions).as_py() or 0) + 1 if len(partitions) else 1
+        names = pa.array([source_name(self.topic, p) for p in range(size)])
+        table = valid.drop_columns(["_source_line"])
+        table = table.append_column("_source", pc.take(names, partitions))
+        table = table.append_column("_source_line", offsets)
+        table = table.append_column("_batch_id", pa.array([self.batch_id] * n, pa.string()))
+        table = table.append_column(
+            "_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us"))
+        )
+        table = table.append_column(
+            PARTITION_COLUMN, pc.cast(valid[self.contract.partition_by], pa.date32())
+        )
+        return table.select(schema.names).cast(schema)
+
+    def _checked_table(self, uri: str, chunk: _Chunk, stored: dict[int, int]) -> DeltaTable:
+        """The table, checked to hold the offsets this run started from.
+
+        The commit is made from this snapshot, so Delta's conflict check also refuses it when
+        another run commits the same partitions' app transactions in the meantime.
+        """
+        table = DeltaTable(uri)
+        for partition in chunk.next:
+            found = table.transaction_version(transaction_app_id(self.topic, partition))
+            expected = None if stored[partition] < 0 else stored[partition]
+            if found != expected:
+                raise ConcurrentIngestionError(
+                    f"{uri}: {self.topic}/{partition} is at offset {found}, this run expected "
+                    f"{expected}: another run ingested it meanwhile; retry to resume from there"
+                )
+        return table
+
+    def _append_raw(self, table: DeltaTable, rows: pa.Table, properties: CommitProperties) -> None:
+        """Write one Parquet file per date partition, then commit them with the offsets."""
+        schema = pa.schema(table.schema().to_arrow())
+        filesystem, root = pafs.FileSystem.from_uri(self._raw_uri)
+        actions: list[AddAction] = []
+        if rows.num_rows:
+            data_columns = [n for n in rows.column_names if n != PARTITION_COLUMN]
+            dates = rows[PARTITION_COLUMN]
+            for day in pc.unique(dates).to_pylist():
+                part = rows.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
+                folder = f"{PARTITION_COLUMN}={day.isoformat()}"
+                name = f"{folder}/part-{uuid.uuid4().hex}-c000.zstd.parquet"
+                filesystem.create_dir(f"{root}/{folder}", recursive=True)
+                path = f"{root}/{name}"
+                pq.write_table(
+                    part.select(data_columns), path, filesystem=filesystem, compression="zstd"
+                )
+                info = filesystem.get_file_info(path)
+                actions.append(
+                    AddAction(
+                        path=name,
+                        size=info.size,
+                        partition_values={PARTITION_COLUMN: day.isoformat()},
+                        modification_time=int(time.time() * 1000),
+                        data_change=True,
+                        # Row count only: delta-rs reads absent min/max values as null
+                        # bounds and would prune the file from filtered scans.
+                        stats=json.dumps({"numRecords": part.num_rows}),
+                    )
+                )
+        crash_point("after_parquet_write")
+        table.create_write_transaction(
+            actions,
+            mode="append",
+            schema=schema,
+            partition_by=[PARTITION_COLUMN],
+            commit_properties=properties,
+        )

@@ -1,0 +1,259 @@
+"""Kafka topic → raw and dead-letter Delta tables, against a real broker (Tansu)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from deltalake import DeltaTable
+
+from assets_project.demo.produce import (
+    POISON,
+    ProduceReport,
+    ensure_topic,
+    event_lines,
+    produce,
+    with_poison,
+)
+from assets_project.lib.contracts import load_contract
+from assets_project.lib.ingest import ingest_file
+from assets_project.lib.kafka import (
+    KEY_COLUMN,
+    ConcurrentIngestionError,
+    KafkaSettings,
+    StreamIngestor,
+    StreamResult,
+    source_name,
+    stored_offsets,
+    transaction_app_id,
+)
+from assets_project.lib.lake import LakeLayout
+from assets_project.lib.tansu import TansuBroker
+
+EVENTS = load_contract("user_events")
+
+
+def _settings(broker: TansuBroker) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+
+
+def _publish(
+    broker: TansuBroker, topic: str, messages: list[bytes], partitions: int = 3, poison: int = 0
+) -> ProduceReport:
+    ensure_topic(_settings(broker), topic, partitions)
+    return produce(_settings(broker), topic, messages, track=True, poison=poison)
+
+
+def _ingest(
+    broker: TansuBroker, layout: LakeLayout, topic: str, batch: str = "run-1", **kwargs: object
+) -> StreamResult:
+    ingestor = StreamIngestor(
+        _settings(broker),
+        EVENTS,
+        layout,
+        topic=topic,
+        batch_id=batch,
+        group_id=f"g-{topic}",
+        chunk_messages=int(kwargs.pop("chunk_messages", 50_000)),  # type: ignore[call-overload]
+    )
+    options: dict = {"max_messages": 1_000_000, "max_seconds": 60, **kwargs}
+    return ingestor.run(**options)
+
+
+def _rows(uri: str, columns: list[str]) -> list[dict]:
+    return DeltaTable(uri).to_pyarrow_table(columns=columns).to_pylist()
+
+
+def _identities(layout: LakeLayout) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    raw = [
+        (r["_source"], r["_source_line"])
+        for r in _rows(layout.raw_uri("user_events"), ["_source", "_source_line"])
+    ]
+    dlq = [
+        (r["_source"], r["_source_line"])
+        for r in _rows(layout.dlq_uri("user_events"), ["_source", "_source_line"])
+    ]
+    return raw, dlq
+
+
+def _produced(report: ProduceReport, topic: str) -> dict[tuple[str, int], bytes]:
+    return {(source_name(topic, p), o): value for _, p, o, value in report.delivered}
+
+
+def test_valid_events_go_to_raw_and_poison_to_dead_letter_exactly_once(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+) -> None:
+    messages = with_poison(event_lines(600, seed=3), len(POISON), seed=3)
+    report = _publish(kafka_broker, kafka_topic, messages, poison=len(POISON))
+    produced = _produced(report, kafka_topic)
+
+    result = _ingest(kafka_broker, layout, kafka_topic)
+    assert result.caught_up
+    assert result.messages == result.rows_in == len(messages)
+    raw, dlq = _identities(layout)
+    assert len(raw) == len(set(raw)) and len(dlq) == len(set(dlq))
+    assert set(raw) | set(dlq) == set(produced) and not set(raw) & set(dlq)
+    assert (result.rows_written, result.rows_rejected) == (len(raw), len(dlq))
+
+    # Each raw row is the message at its offset.
+    for row in _rows(layout.raw_uri("user_events"), ["event_id", "_source", "_source_line"]):
+        value = produced[(row["_source"], row["_source_line"])]
+        assert json.loads(value)["event_id"] == row["event_id"]
+
+    # Every poison message is a dead letter with topic, partition, offset, key, text, reason.
+    letters = {
+        (r["_source"], r["_source_line"]): r
+        for r in _rows(
+            layout.dlq_uri("user_events"),
+            ["_source", "_source_line", "record", "reason", KEY_COLUMN],
+        )
+    }
+    poison = {k: v for k, v in produced.items() if v in POISON}
+    assert len(poison) == len(POISON)
+    for identity, value in poison.items():
+        letter = letters[identity]
+        assert letter["record"] == value.decode("utf-8", "backslashreplace")
+        assert letter["reason"]
+        assert letter[KEY_COLUMN] is None  # poison has no user_id to key by
+    assert any("not valid UTF-8" in letters[k]["reason"] for k in poison)
+    assert any(letter[KEY_COLUMN] for letter in letters.values())  # keyed invalid events
+
+    # The offsets are stored in both tables; a second run finds nothing to read.
+    ends: dict[int, int] = {}
+    for _, partition, offset, _ in report.delivered:
+        ends[partition] = max(ends.get(partition, 0), offset + 1)
+    for uri in (layout.raw_uri("user_events"), layout.dlq_uri("user_events")):
+        table = DeltaTable(uri)
+        for partition, end in ends.items():
+            assert table.transaction_version(transaction_app_id(kafka_topic, partition)) == end
+    again = _ingest(kafka_broker, layout, kafka_topic, batch="run-2")
+    assert (again.messages, again.rows_in) == (0, 0)
+    assert _identities(layout) == (raw, dlq)
+
+
+def test_bounded_runs_resume_from_the_lake_not_the_consumer_group(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+) -> None:
+    messages = event_lines(3000, seed=5)
+    report = _publish(kafka_broker, kafka_topic, messages, partitions=4)
+    settings = _settings(kafka_broker)
+    group = f"g-{kafka_topic}"
+    # A consumer group that claims everything was read: the ingestion must not trust it.
+    with_group = Consumer(settings.client_config(**{"group.id": group}))
+    ends = {p: max(o for _, q, o, _ in report.delivered if q == p) + 1 for p in range(4)}
+    with_group.commit(
+        offsets=[TopicPartition(kafka_topic, p, o) for p, o in ends.items()], asynchronous=False
+    )
+    with_group.close()
+
+    runs = []
+    while True:
+        result = _ingest(
+            kafka_broker,
+            layout,
+            kafka_topic,
+            batch=f"run-{len(runs)}",
+            max_messages=700,
+            chunk_messages=300,
+        )
+        runs.append(result)
+        if result.messages == 0:
+            break
+        assert len(runs) < 20
+    assert len(runs) >= 5 and runs[0].stopped_by == "max_messages"
+    raw, dlq = _identities(layout)
+    assert sorted(raw + dlq) == sorted(_produced(report, kafka_topic))
+
+    # Kafka's group offsets follow the lake's, for lag tools.
+    probe = Consumer(settings.client_config(**{"group.id": group}))
+    committed = probe.committed([TopicPartition(kafka_topic, p) for p in range(4)], timeout=10)
+    probe.close()
+    assert {tp.partition: tp.offset for tp in committed} == ends
+    stored = stored_offsets(layout, EVENTS, kafka_topic, range(4))
+    assert stored.raw == stored.dlq == ends
+
+
+def test_replay_from_offset_appends_again_and_stored_offsets_never_move_back(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+) -> None:
+    report = _publish(kafka_broker, kafka_topic, event_lines(400, seed=9), partitions=2)
+    first = _ingest(kafka_broker, layout, kafka_topic)
+    before = stored_offsets(layout, EVENTS, kafka_topic, range(2))
+    replay = _ingest(kafka_broker, layout, kafka_topic, batch="replay", replay_from_offset=0)
+    assert replay.messages == first.messages == len(report.delivered)
+    raw, dlq = _identities(layout)
+    assert len(raw) == 2 * first.rows_written and len(set(raw)) == first.rows_written
+    assert len(dlq) == 2 * first.rows_rejected
+    assert stored_offsets(layout, EVENTS, kafka_topic, range(2)) == before
+
+    # A replay from an offset past some partition's end re-reads nothing there.
+    part = _ingest(kafka_broker, layout, kafka_topic, batch="tail", replay_from_offset=10**6)
+    assert part.messages == 0
+    assert stored_offsets(layout, EVENTS, kafka_topic, range(2)) == before
+
+
+def test_replay_from_timestamp_rereads_only_later_messages(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+) -> None:
+    lines = event_lines(600, seed=11)
+    _publish(kafka_broker, kafka_topic, lines[:300], partitions=2)
+    time.sleep(1.2)
+    middle = int(time.time() * 1000)
+    time.sleep(0.2)
+    later = _publish(kafka_broker, kafka_topic, lines[300:], partitions=2)
+    first = _ingest(kafka_broker, layout, kafka_topic)
+    assert first.messages == len(lines)
+    replay = _ingest(
+        kafka_broker, layout, kafka_topic, batch="replay", replay_from_timestamp_ms=middle
+    )
+    assert replay.messages == len(later.delivered)
+    replayed = {
+        (r["_source"], r["_source_line"])
+        for table in ("raw", "dlq")
+        for r in _rows(
+            getattr(layout, f"{table}_uri")("user_events"),
+            ["_source", "_source_line", "_batch_id"],
+        )
+        if r["_batch_id"] == "replay"
+    }
+    assert replayed == set(_produced(later, kafka_topic))
+
+
+def test_a_run_that_lost_a_race_commits_nothing(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs read the same offsets; the one that would commit second fails instead."""
+    report = _publish(kafka_broker, kafka_topic, event_lines(300, seed=13), partitions=2)
+    original = StreamIngestor._commit_chunk
+
+    def others_commit_first(self: StreamIngestor, *args: object) -> None:
+        if self.batch_id == "slow":
+            assert _ingest(kafka_broker, layout, kafka_topic, batch="fast").messages > 0
+        original(self, *args)
+
+    monkeypatch.setattr(StreamIngestor, "_commit_chunk", others_commit_first)
+    with pytest.raises(ConcurrentIngestionError, match="another run ingested it meanwhile"):
+        _ingest(kafka_broker, layout, kafka_topic, batch="slow")
+    raw, dlq = _identities(layout)
+    assert sorted(raw + dlq) == sorted(_produced(report, kafka_topic))
+    batches = {r["_batch_id"] for r in _rows(layout.raw_uri("user_events"), ["_batch_id"])}
+    assert batches == {"fast"}
+
+
+def test_files_and_the_topic_share_the_raw_and_dead_letter_tables(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+) -> None:
+    _publish(kafka_broker, kafka_topic, [b"not json", *event_lines(50, seed=2)], partitions=1)
+    streamed = _ingest(kafka_broker, layout, kafka_topic)
+    drop = layout.landing_dir / "user_events" / "e.jsonl"
+    drop.write_bytes(b"\n".join([*event_lines(60, seed=3), b"[1, 2]"]) + b"\n")
+    filed = ingest_file(drop, EVENTS, layout, source="user_events/e.jsonl")
+    letters = _rows(layout.dlq_uri("user_events"), ["_source", KEY_COLUMN])
+    by_channel = {r["_source"].split("/")[0]: r for r in letters}
+    assert set(by_channel) == {f"kafka:{kafka_topic}", "user_events"}
+    assert all(r[KEY_COLUMN] is None for r in letters if r["_source"].startswith("user_events/"))
+    assert len(letters) == streamed.rows_rejected + filed.rows_rejected
+    raw = DeltaTable(layout.raw_uri("user_events")).count()
+    assert raw == streamed.rows_written + filed.rows_written
