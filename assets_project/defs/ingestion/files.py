@@ -108,6 +108,47 @@ def _ingest_one(
     return result
 
 
+def raw_asset_args(
+    contract: Contract, *, description: str, kinds: set[str], channel: str, **metadata: object
+) -> dict[str, object]:
+    """The ``@dg.asset`` arguments every raw asset shares: key, group, owner, contract
+    metadata, retry policy and the contract's freshness policy."""
+    return {
+        "key": raw_asset_key(contract.name),
+        "group_name": "raw",
+        "description": f"{contract.description}\n\n{description}",
+        "kinds": kinds,
+        "owners": [contract.owner],
+        "tags": {"source": contract.name, "channel": channel},
+        "metadata": {
+            "contract_version": contract.version,
+            "primary_key": ", ".join(contract.primary_key),
+            **metadata,
+            **table_metadata(column_schema=column_schema(contract)),
+        },
+        "retry_policy": INGESTION_RETRY_POLICY,
+        "freshness_policy": dg.FreshnessPolicy.time_window(
+            warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
+            fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
+        ),
+    }
+
+
+def lake_table_metadata(lake: LakeResource, contract: Contract) -> dict[str, object]:
+    """Materialization metadata of the raw table as it is now: versions, URI, columns, rows."""
+    layout = lake.layout
+    table = DeltaTable(layout.raw_uri(contract.name))
+    return {
+        "delta_version": table.version(),
+        "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
+        "table_uri": layout.raw_uri(contract.name),
+        **table_metadata(
+            column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
+            row_count=table.count(),
+        ),
+    }
+
+
 def ingest_file_drops(
     context: dg.AssetExecutionContext,
     config: FileDropConfig,
@@ -127,9 +168,7 @@ def ingest_file_drops(
         context.log.info(note)
     results = [r for d in drops if (r := _ingest_one(context, d, contract, lake)) is not None]
     written = [r for r in results if not r.already_ingested]
-    layout = lake.layout
-    ensure_source_tables(layout, contract)
-    table = DeltaTable(layout.raw_uri(contract.name))
+    ensure_source_tables(lake.layout, contract)
     return {
         "channel": "files",
         "files": [r.source_file for r in results],
@@ -140,44 +179,27 @@ def ingest_file_drops(
         "rows_rejected": sum(r.rows_rejected for r in written),
         "bytes": sum(r.bytes for r in written),
         "duration_s": round(sum(r.seconds for r in written), 3),
-        "delta_version": table.version(),
-        "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
         "reject_reasons": dg.MetadataValue.json(
             {r.source_file: r.reject_reasons for r in written if r.reject_reasons}
         ),
         "new_columns": sorted({c for r in written for c in r.new_columns}),
         "ignored_columns": sorted({c for r in written for c in r.ignored_columns}),
-        "table_uri": layout.raw_uri(contract.name),
-        **table_metadata(
-            column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
-            row_count=table.count(),
-        ),
+        **lake_table_metadata(lake, contract),
     }
 
 
 def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
     """The raw asset of one file-drop source."""
-    schema = column_schema(contract)
 
     @dg.asset(
-        key=raw_asset_key(contract.name),
-        group_name="raw",
-        description=f"{contract.description}\n\nRaw Delta table `lake/raw/{contract.name}` "
-        f"(append-only, partitioned by the date of `{contract.partition_by}`); rejected "
-        f"records go to `lake/dlq/{contract.name}`.",
-        kinds={"delta", "duckdb"},
-        owners=[contract.owner],
-        tags={"source": contract.name, "channel": "file"},
-        metadata={
-            "contract_version": contract.version,
-            "primary_key": ", ".join(contract.primary_key),
-            **table_metadata(column_schema=schema),
-        },
-        retry_policy=INGESTION_RETRY_POLICY,
-        freshness_policy=dg.FreshnessPolicy.time_window(
-            warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
-            fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
-        ),
+        **raw_asset_args(
+            contract,
+            description=f"Raw Delta table `lake/raw/{contract.name}` (append-only, partitioned "
+            f"by the date of `{contract.partition_by}`); rejected records go to "
+            f"`lake/dlq/{contract.name}`.",
+            kinds={"delta", "duckdb"},
+            channel="file",
+        )
     )
     def _raw_asset(
         context: dg.AssetExecutionContext, config: FileDropConfig, lake: LakeResource

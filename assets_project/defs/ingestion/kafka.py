@@ -14,23 +14,20 @@ never requested twice.
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal
 
 import dagster as dg
-import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException
-from deltalake import DeltaTable
 
 from assets_project.defs.ingestion.files import (
     CONTRACTS,
-    INGESTION_RETRY_POLICY,
     FileDropConfig,
-    column_schema,
     ingest_file_drops,
+    lake_table_metadata,
+    raw_asset_args,
     raw_asset_key,
 )
-from assets_project.defs.metadata import table_metadata
 from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.lib.contracts import Contract
 from assets_project.lib.kafka import (
@@ -121,7 +118,6 @@ def ingest_topic(
         f"{result.rows_written} written, {result.rows_rejected} dead-lettered, "
         f"{result.skipped_already_stored} already stored; stopped: {result.stopped_by}"
     )
-    table = DeltaTable(layout.raw_uri(contract.name))
     return {
         "channel": "kafka",
         "topic": result.topic,
@@ -138,14 +134,8 @@ def ingest_topic(
         "stopped_by": result.stopped_by,
         "duration_s": round(result.seconds, 3),
         "messages_per_s": round(result.messages / result.seconds) if result.seconds else 0,
-        "delta_version": result.raw_version,
-        "dlq_delta_version": result.dlq_version,
         "reject_reasons": dg.MetadataValue.json(result.reject_reasons),
-        "table_uri": layout.raw_uri(contract.name),
-        **table_metadata(
-            column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
-            row_count=table.count(),
-        ),
+        **lake_table_metadata(lake, contract),
     }
 
 
@@ -156,29 +146,19 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
     channels = " and ".join(contract.channels)
 
     @dg.asset(
-        key=raw_asset_key(contract.name),
-        group_name="raw",
-        description=f"{contract.description}\n\nRaw Delta table `lake/raw/{contract.name}` "
-        f"(append-only, partitioned by the date of `{contract.partition_by}`), fed by "
-        f"{channels}: Kafka topic `{topic}` exactly once (offsets stored in the Delta commits); "
-        f"rejected and unparseable records go to `lake/dlq/{contract.name}`.",
-        kinds={"delta", "duckdb", "kafka"},
-        owners=[contract.owner],
-        tags={"source": contract.name, "channel": "kafka"},
-        metadata={
-            "contract_version": contract.version,
-            "primary_key": ", ".join(contract.primary_key),
-            "topic": topic,
-            **table_metadata(column_schema=column_schema(contract)),
-        },
-        retry_policy=INGESTION_RETRY_POLICY,
+        **raw_asset_args(
+            contract,
+            description=f"Raw Delta table `lake/raw/{contract.name}` (append-only, partitioned "
+            f"by the date of `{contract.partition_by}`), fed by {channels}: Kafka topic "
+            f"`{topic}` exactly once (offsets stored in the Delta commits); rejected and "
+            f"unparseable records go to `lake/dlq/{contract.name}`.",
+            kinds={"delta", "duckdb", "kafka"},
+            channel="kafka",
+            topic=topic,
+        ),
         # One run at a time reads the topic (every pool has one slot, see dagster.yaml); a
         # second one would only lose the commit race and retry.
         pool=f"kafka_{contract.name}",
-        freshness_policy=dg.FreshnessPolicy.time_window(
-            warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
-            fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
-        ),
     )
     def _raw_asset(
         context: dg.AssetExecutionContext,

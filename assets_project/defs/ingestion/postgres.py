@@ -13,19 +13,16 @@ from typing import Literal
 
 import dagster as dg
 import psycopg
-import pyarrow as pa
-from deltalake import DeltaTable
 from pydantic import Field
 
 from assets_project.defs.ingestion.files import (
     CONTRACTS,
-    INGESTION_RETRY_POLICY,
     FileDropConfig,
-    column_schema,
     ingest_file_drops,
+    lake_table_metadata,
+    raw_asset_args,
     raw_asset_key,
 )
-from assets_project.defs.metadata import table_metadata
 from assets_project.defs.resources import LakeResource, PostgresResource
 from assets_project.lib.contracts import Contract
 from assets_project.lib.postgres import (
@@ -97,8 +94,6 @@ def _extract(
 
 
 def _extract_metadata(result: ExtractResult, lake: LakeResource, contract: Contract) -> dict:
-    layout = lake.layout
-    table = DeltaTable(layout.raw_uri(contract.name))
     watermark = result.watermark
     return {
         "channel": "postgres",
@@ -117,14 +112,8 @@ def _extract_metadata(result: ExtractResult, lake: LakeResource, contract: Contr
         "rows_rejected": result.rows_rejected,
         "rows_already_in_lake": result.rows_already_in_lake,
         "duration_s": round(result.seconds, 3),
-        "delta_version": table.version(),
-        "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
         "reject_reasons": dg.MetadataValue.json(result.reject_reasons),
-        "table_uri": layout.raw_uri(contract.name),
-        **table_metadata(
-            column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
-            row_count=table.count(),
-        ),
+        **lake_table_metadata(lake, contract),
     }
 
 
@@ -134,28 +123,18 @@ def build_database_source_asset(contract: Contract) -> dg.AssetsDefinition:
     label = source_label(contract)
 
     @dg.asset(
-        key=raw_asset_key(contract.name),
-        group_name="raw",
-        description=f"{contract.description}\n\nRaw Delta table `lake/raw/{contract.name}`. "
-        f"From `{label}`: rows changed since the watermark (on `{contract.update_time}`, "
-        f"re-reading an overlap window) merged by {', '.join(contract.primary_key)}, keeping "
-        "the newest version; the watermark is committed with the rows. From CSV drops in "
-        f"`data/landing/{contract.name}/`: appended. Rejected records go to "
-        f"`lake/dlq/{contract.name}`.",
-        kinds={"delta", "postgres"},
-        owners=[contract.owner],
-        tags={"source": contract.name, "channel": "postgres"},
-        metadata={
-            "contract_version": contract.version,
-            "primary_key": ", ".join(contract.primary_key),
-            "source_table": label,
-            **table_metadata(column_schema=column_schema(contract)),
-        },
-        retry_policy=INGESTION_RETRY_POLICY,
-        freshness_policy=dg.FreshnessPolicy.time_window(
-            warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
-            fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
-        ),
+        **raw_asset_args(
+            contract,
+            description=f"Raw Delta table `lake/raw/{contract.name}`. From `{label}`: rows "
+            f"changed since the watermark (on `{contract.update_time}`, re-reading an overlap "
+            f"window) merged by {', '.join(contract.primary_key)}, keeping the newest version; "
+            "the watermark is committed with the rows. From CSV drops in "
+            f"`data/landing/{contract.name}/`: appended. Rejected records go to "
+            f"`lake/dlq/{contract.name}`.",
+            kinds={"delta", "postgres"},
+            channel="postgres",
+            source_table=label,
+        )
     )
     def _raw_asset(
         context: dg.AssetExecutionContext,
