@@ -72,7 +72,7 @@ def _copy_parquet(url: str, out: Path) -> int:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from assets_project.lib.postgres import _CopyStream, connect
+    from assets_project.lib.postgres import CopyStream, connect
 
     types = {
         "order_id": pa.int64(),
@@ -91,7 +91,7 @@ def _copy_parquet(url: str, out: Path) -> int:
         )
         with cursor.copy(query) as copy:
             reader = pacsv.open_csv(
-                io.BufferedReader(_CopyStream(copy), buffer_size=1 << 20),
+                io.BufferedReader(CopyStream(copy), buffer_size=1 << 20),
                 read_options=pacsv.ReadOptions(column_names=list(types), block_size=16 << 20),
                 convert_options=pacsv.ConvertOptions(column_types=types),
             )

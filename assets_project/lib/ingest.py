@@ -90,13 +90,22 @@ def _with_metadata(
     return table.select(schema.names).cast(schema)
 
 
-def _reason_text(reasons: list[dict[str, str | None]]) -> str:
+def reason_text(reasons: list[dict[str, str | None]]) -> str:
+    """The broken rules of one record as one line: ``column: rule (got 'value'); ...``."""
     parts = []
     for r in reasons:
         where = f"{r['column']}: " if r["column"] else ""
         value = "" if r["value"] is None else f" (got {r['value']!r})"
         parts.append(f"{where}{r['rule']}{value}")
     return "; ".join(parts)
+
+
+def tally_reasons(counts: dict[str, int], reasons: list[list[dict[str, str | None]]]) -> None:
+    """Add one to ``counts["<column>: <rule>"]`` for every rule each record broke."""
+    for rs in reasons:
+        for r in rs:
+            key = f"{r['column'] or '<record>'}: {r['rule']}"
+            counts[key] = counts.get(key, 0) + 1
 
 
 class RejectSpool:
@@ -117,11 +126,8 @@ class RejectSpool:
             return
         source, batch_id, extracted_at, version = self._constants
         n = len(lines)
-        texts = [_reason_text(r) for r in reasons]
-        for rs in reasons:
-            for r in rs:
-                key = f"{r['column'] or '<record>'}: {r['rule']}"
-                self.reasons[key] = self.reasons.get(key, 0) + 1
+        texts = [reason_text(r) for r in reasons]
+        tally_reasons(self.reasons, reasons)
         table = pa.table(
             {
                 "_source": [source] * n,

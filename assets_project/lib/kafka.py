@@ -51,6 +51,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.transaction import AddAction
 
 from assets_project.lib.contracts import Contract
+from assets_project.lib.ingest import reason_text, tally_reasons
 from assets_project.lib.lake import (
     DLQ_SCHEMA,
     PARTITION_COLUMN,
@@ -208,15 +209,6 @@ class StreamResult:
     reject_reasons: dict[str, int] = field(default_factory=dict)
     raw_version: int | None = None
     dlq_version: int | None = None
-
-
-def _reason_text(reasons: list[dict[str, str | None]]) -> str:
-    parts = []
-    for r in reasons:
-        where = f"{r['column']}: " if r["column"] else ""
-        value = "" if r["value"] is None else f" (got {r['value']!r})"
-        parts.append(f"{where}{r['rule']}{value}")
-    return "; ".join(parts)
 
 
 def _decode(values: list[bytes | None]) -> tuple[pa.Array, dict[int, str]]:
@@ -489,10 +481,7 @@ class StreamIngestor:
             (i, rec, rs) for i, rec, rs in zip(indexes, records, reasons, strict=True) if dlq_new[i]
         ]
         dead.sort(key=lambda item: item[0])
-        for _, _, rs in dead:
-            for r in rs:
-                key = f"{r['column'] or '<record>'}: {r['rule']}"
-                result.reject_reasons[key] = result.reject_reasons.get(key, 0) + 1
+        tally_reasons(result.reject_reasons, [rs for _, _, rs in dead])
 
         extracted_at = datetime.now(UTC).replace(tzinfo=None)
         write_deltalake(
@@ -557,7 +546,7 @@ class StreamIngestor:
                 "_extracted_at": pa.array([extracted_at] * n, pa.timestamp("us")),
                 "contract_version": pa.array([self.contract.version] * n, pa.int32()),
                 "record": pa.array([rec for _, rec, _ in dead], pa.string()),
-                "reason": [_reason_text(rs) for _, _, rs in dead],
+                "reason": [reason_text(rs) for _, _, rs in dead],
                 "reasons": [rs for _, _, rs in dead],
                 KEY_COLUMN: pa.array([_text(m.key()) for m in messages], pa.string()),
             }

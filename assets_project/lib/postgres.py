@@ -39,10 +39,10 @@ from tenacity import (
 from assets_project.lib.contracts import Contract
 from assets_project.lib.ingest import Plan, RejectSpool, valid_batches
 from assets_project.lib.lake import (
-    DLQ_SCHEMA,
     PARTITION_COLUMN,
     LakeLayout,
-    ensure_table,
+    ensure_source_tables,
+    open_table,
     raw_schema,
 )
 from assets_project.lib.readers import open_csv_stream
@@ -118,11 +118,11 @@ class Watermarks:
 def read_watermarks(layout: LakeLayout, contract: Contract) -> Watermarks:
     """The watermarks stored in the Delta logs of ``contract``'s tables (None: never loaded)."""
     app_id = source_label(contract)
-    raw = ensure_table(layout.raw_uri(contract.name), raw_schema(contract), [PARTITION_COLUMN])
-    dlq = ensure_table(layout.dlq_uri(contract.name), DLQ_SCHEMA)
+    raw = open_table(layout.raw_uri(contract.name))
+    dlq = open_table(layout.dlq_uri(contract.name))
     return Watermarks(
-        raw=watermark_from_version(raw.transaction_version(app_id)),
-        dead_letter=watermark_from_version(dlq.transaction_version(app_id)),
+        raw=watermark_from_version(raw.transaction_version(app_id) if raw else None),
+        dead_letter=watermark_from_version(dlq.transaction_version(app_id) if dlq else None),
     )
 
 
@@ -200,7 +200,7 @@ def copy_query(
     return query, [*params, until]
 
 
-class _CopyStream(io.RawIOBase):
+class CopyStream(io.RawIOBase):
     """The bytes of a ``COPY … TO STDOUT`` as a readable stream; remembers a database error."""
 
     def __init__(self, copy: psycopg.Copy):
@@ -290,6 +290,7 @@ def extract_table(
     started = time.perf_counter()
     hook = crash_hook or (lambda _step: None)
     app_id = source_label(contract)
+    ensure_source_tables(layout, contract)
     watermarks = read_watermarks(layout, contract)
     mode, since = _plan_run(
         watermarks, full_refresh=full_refresh, rewind_to=rewind_to, overlap=overlap
@@ -322,7 +323,7 @@ def extract_table(
         result.watermark = watermark
         query, params = copy_query(contract, since, newest)
         with connection.cursor().copy(query, params) as copy:
-            stream = _CopyStream(copy)
+            stream = CopyStream(copy)
             _write(
                 stream,
                 contract,
@@ -353,7 +354,7 @@ def _sync_dead_letter(
 
 
 def _write(
-    stream: _CopyStream,
+    stream: CopyStream,
     contract: Contract,
     layout: LakeLayout,
     result: ExtractResult,
@@ -455,7 +456,7 @@ class _Counts:
 
 
 def _checked(
-    batches: Iterator[pa.RecordBatch], stream: _CopyStream, hook: Callable[[str], None]
+    batches: Iterator[pa.RecordBatch], stream: CopyStream, hook: Callable[[str], None]
 ) -> Iterator[pa.RecordBatch]:
     """The batches; a database error inside the CSV reader surfaces as itself."""
     try:
