@@ -1,6 +1,9 @@
 """Run the benchmarks: ``python -m bench`` (the default set) or one case with its options.
 
-    python -m bench                                   # validation at 1e6 and 1e7 rows
+    python -m bench                                   # the pipeline set at 1e5 and 1e6 events
+    python -m bench pipeline --large --write          # ... and 1e7; results into BENCHMARKS.md
+    python -m bench pipeline --size 1e6 --cases e2e dbt --repeat 2
+    python -m bench validation                        # validation at 1e6 and 1e7 rows
     python -m bench validation --rows 1000000 --repeat 3
     python -m bench validation --rows 1000000 --impl ours pandas --breakdown
     python -m bench postgres --rows 1e5 --rows 1e6 --repeat 3  # DATABASE_URL or local cluster
@@ -22,11 +25,23 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from bench import kafka, postgres, validation
+from bench import kafka, pipeline, postgres, validation
 
 log = logging.getLogger("bench")
 
-PACKAGES = ("duckdb", "pyarrow", "pandas", "numpy", "pandera", "confluent-kafka", "deltalake")
+PACKAGES = (
+    "dagster",
+    "dagster-dbt",
+    "dbt-core",
+    "dbt-duckdb",
+    "duckdb",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "pandera",
+    "confluent-kafka",
+    "deltalake",
+)
 #: The default set: (rows, implementations, runs where not --repeat). pandas with object
 #: strings holds 5 GB at 1e7 rows and adds 80 s, so it runs at 1e6 only.
 DEFAULT_VALIDATION: tuple[tuple[int, tuple[str, ...], dict[str, int]], ...] = (
@@ -192,7 +207,40 @@ def run_postgres_case(args: argparse.Namespace, out: list[str], raw: list[dict])
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "case", nargs="?", default="validation", choices=["validation", "postgres", "kafka"]
+        "case",
+        nargs="?",
+        default="pipeline",
+        choices=["pipeline", "validation", "postgres", "kafka"],
+    )
+    parser.add_argument(
+        "--size",
+        type=lambda text: int(float(text)),
+        action="append",
+        help="pipeline: user events of the demo data (repeatable); default 1e5 and 1e6",
+    )
+    parser.add_argument("--large", action="store_true", help="pipeline: add 1e7 events")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=["e2e", "dbt", "incremental", "startup"],
+        choices=["e2e", "dbt", "incremental", "startup"],
+        help="pipeline: the cases to run (incremental runs at the largest size)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/lakehouse-bench"),
+        help="pipeline: scratch folder for inputs and runs (inputs are reused)",
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="pipeline: replace the generated block of BENCHMARKS.md with the results",
+    )
+    parser.add_argument(
+        "--profile-to",
+        type=Path,
+        help="pipeline: pyinstrument profile of ours' first run at the largest size, to this file",
     )
     parser.add_argument(
         "--events",
@@ -235,7 +283,19 @@ def main(argv: list[str] | None = None) -> int:
     out = [format_machine(info)]
     sys.stdout.write(out[0] + "\n")
     raw: list[dict] = []
-    if args.case == "kafka":
+    if args.case == "pipeline":
+        sizes = sorted(set(args.size or pipeline.DEFAULT_SIZES))
+        if args.large:
+            sizes = sorted({*sizes, pipeline.LARGE_SIZE})
+        report = pipeline.run(
+            sizes, args.cases, args.repeat, args.seed, args.work.resolve(), args.profile_to
+        )
+        _emit(out, report)
+        if args.write:
+            pipeline.write_section(
+                Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "\n".join(out)
+            )
+    elif args.case == "kafka":
         case = kafka.run_case(args.events, args.repeat, seed=args.seed, log=log.info)
         _emit(out, kafka.format_case(case))
         raw.append(asdict(case))

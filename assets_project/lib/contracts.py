@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -194,6 +195,11 @@ class Contract(BaseModel):
     partition_by: str = Field(
         description="Timestamp or date column whose date partitions the table."
     )
+    partition_granularity: Literal["day", "month", "year"] = Field(
+        default="day",
+        description="Partition per day, month or year of partition_by. Coarser for tables whose "
+        "rows spread over years (dimensions): each partition is one file per write.",
+    )
     update_time: str | None = None
     event_time: str | None = None
     columns: tuple[Column, ...] = Field(min_length=1)
@@ -232,6 +238,13 @@ class Contract(BaseModel):
         if "kafka" in self.channels and (self.kafka is None or self.format != "jsonl"):
             raise ValueError("a kafka channel needs a kafka section and format jsonl")
         return self
+
+    def partition_dates(self, values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+        """The partition date of each ``partition_by`` value: its day, month or year start."""
+        dates = pc.cast(values, pa.date32())
+        if self.partition_granularity == "day":
+            return dates
+        return pc.cast(pc.floor_temporal(dates, unit=self.partition_granularity), pa.date32())
 
     def column(self, name: str) -> Column:
         """The column called ``name``."""

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
@@ -85,7 +84,7 @@ def _with_metadata(
     table = table.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
     table = table.append_column("_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us")))
     table = table.append_column(
-        PARTITION_COLUMN, pc.cast(valid[contract.partition_by], pa.date32())
+        PARTITION_COLUMN, contract.partition_dates(valid[contract.partition_by])
     )
     return table.select(schema.names).cast(schema)
 

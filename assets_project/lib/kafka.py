@@ -567,7 +567,7 @@ class StreamIngestor:
             "_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us"))
         )
         table = table.append_column(
-            PARTITION_COLUMN, pc.cast(valid[self.contract.partition_by], pa.date32())
+            PARTITION_COLUMN, self.contract.partition_dates(valid[self.contract.partition_by])
         )
         return table.select(schema.names).cast(schema)
 

@@ -101,7 +101,7 @@ def replay_dead_letters(layout: LakeLayout, contract: Contract) -> ReplayResult:
             "_extracted_at", pa.array([extracted_at] * rows.num_rows, pa.timestamp("us"))
         )
         rows = rows.append_column(
-            PARTITION_COLUMN, pc.cast(rows[contract.partition_by], pa.date32())
+            PARTITION_COLUMN, contract.partition_dates(rows[contract.partition_by])
         )
         raw = ensure_table(layout.raw_uri(contract.name), schema, [PARTITION_COLUMN])
         write_deltalake(

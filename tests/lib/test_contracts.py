@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -87,3 +89,29 @@ def test_kafka_section_is_validated(tmp_path: Path, change: dict, message: str) 
     (tmp_path / "user_events.yml").write_text(yaml.safe_dump(data))
     with pytest.raises(ContractError, match=message):
         load_contract("user_events", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("granularity", "expected"),
+    [
+        ("day", ["2024-02-29", "2025-12-31"]),
+        ("month", ["2024-02-01", "2025-12-01"]),
+        ("year", ["2024-01-01", "2025-01-01"]),
+    ],
+)
+def test_partition_dates_follow_the_granularity(
+    tmp_path: Path, granularity: str, expected: list[str]
+) -> None:
+    folder = _write(tmp_path, "users", {"partition_granularity": granularity})
+    contract = load_contract("users", folder)
+    values = pa.array([datetime(2024, 2, 29, 23, 59, 59), datetime(2025, 12, 31, 0, 0, 1)])
+    dates = contract.partition_dates(values)
+    assert dates.type == pa.date32()
+    assert [d.isoformat() for d in dates.to_pylist()] == expected
+
+
+def test_dimension_tables_are_partitioned_by_year() -> None:
+    # Users' versions spread over years: per-day partitions made thousands of one-row files.
+    assert load_contract("users").partition_granularity == "year"
+    assert load_contract("products").partition_granularity == "year"
+    assert load_contract("user_events").partition_granularity == "day"

@@ -195,7 +195,7 @@ def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
         **raw_asset_args(
             contract,
             description=f"Raw Delta table `lake/raw/{contract.name}` (append-only, partitioned "
-            f"by the date of `{contract.partition_by}`); rejected records go to "
+            f"by the {contract.partition_granularity} of `{contract.partition_by}`); rejected records go to "
             f"`lake/dlq/{contract.name}`.",
             kinds={"delta", "duckdb"},
             channel="file",

@@ -149,7 +149,7 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
         **raw_asset_args(
             contract,
             description=f"Raw Delta table `lake/raw/{contract.name}` (append-only, partitioned "
-            f"by the date of `{contract.partition_by}`), fed by {channels}: Kafka topic "
+            f"by the {contract.partition_granularity} of `{contract.partition_by}`), fed by {channels}: Kafka topic "
             f"`{topic}` exactly once (offsets stored in the Delta commits); rejected and "
             f"unparseable records go to `lake/dlq/{contract.name}`.",
             kinds={"delta", "duckdb", "kafka"},

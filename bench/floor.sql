@@ -1,0 +1,311 @@
+-- The floor: the whole pipeline as one hand-written DuckDB script, straight from the files.
+--
+-- Reads the demo landing drops (users, products, orders as CSV; user_events as JSON lines),
+-- applies the rules of assets_project/contracts/*.yml with the semantics of
+-- assets_project/lib/validation.py, keeps the newest version per key like the dbt staging
+-- models and writes the six marts of dbt_project/models/marts as Parquet. No ingestion, no
+-- Delta, no dead-letter table, no dbt: what is left is the least work that gives the same mart
+-- rows, which is what the pipeline is measured against.
+--
+-- The caller sets two variables first:
+--   SET VARIABLE landing = '/path/to/landing';  -- holds users/, products/, orders/, user_events/
+--   SET VARIABLE out = '/path/to/out';          -- existing folder for <mart>.parquet
+--
+-- Validation, as in validation.py: a value is missing when empty (NULLIF(x, '')); integers must
+-- match [+-]?[0-9]+ after trim (spaces only) and fit the type; decimals, dates and timestamps
+-- are TRY_CASTs of the trimmed text (timestamps read in UTC); varchar values are taken as they
+-- are (enum, regex and max_length see the untrimmed text). A JSON line must be valid JSON and an
+-- object; each field is json_extract_string of its path, '' counting as missing. A row that
+-- breaks any rule is left out. Rows the CSV reader cannot split into the header's fields are
+-- left out too (ignore_errors), as the pipeline sends them to the dead-letter table.
+--
+-- Versions: the staging models order versions by (updated_at, _extracted_at, _source,
+-- _source_line) and events by ingestion order. The files carry no ingestion time and DuckDB's
+-- readers give no line number, so ties on updated_at are broken by file name and then by the
+-- row's values (deterministic; the demo data only has ties between identical rows).
+
+SET TimeZone = 'UTC';
+
+-- users ----------------------------------------------------------------------------------------
+CREATE OR REPLACE TEMP TABLE users AS
+WITH src AS (
+    SELECT
+        filename AS _file,
+        NULLIF(user_id, '') AS user_id,
+        NULLIF(email, '') AS email,
+        NULLIF(signup_date, '') AS signup_date,
+        NULLIF(user_tier, '') AS user_tier,
+        NULLIF(geographic_region, '') AS geographic_region,
+        NULLIF(updated_at, '') AS updated_at
+    FROM read_csv(
+        getvariable('landing') || '/users/*.csv',
+        header = true, delim = ',', quote = '"', escape = '"', all_varchar = true,
+        ignore_errors = true, filename = true, union_by_name = true
+    )
+),
+typed AS (
+    SELECT
+        _file,
+        CASE WHEN regexp_full_match(trim(user_id), '[+-]?[0-9]+')
+            THEN TRY_CAST(trim(user_id) AS BIGINT) END AS user_id,
+        email,
+        TRY_CAST(trim(signup_date) AS DATE) AS signup_date,
+        user_tier,
+        geographic_region,
+        TRY_CAST(trim(updated_at) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS updated_at
+    FROM src
+)
+SELECT user_id, email, signup_date, user_tier, geographic_region, updated_at
+FROM typed
+WHERE user_id IS NOT NULL
+  AND email IS NOT NULL
+  AND regexp_full_match(email, '^[^@\s]+@[^@\s]+\.[^@\s]+$')
+  AND length(email) <= 254
+  AND signup_date IS NOT NULL
+  AND user_tier IN ('free', 'basic', 'premium', 'enterprise')
+  AND geographic_region IN (
+      'north_america', 'europe', 'asia_pacific', 'latin_america', 'middle_east_africa'
+  )
+  AND updated_at IS NOT NULL
+QUALIFY row_number() OVER (
+    PARTITION BY user_id
+    ORDER BY updated_at DESC, _file DESC, email DESC, signup_date DESC, user_tier DESC,
+        geographic_region DESC
+) = 1;
+
+-- products -------------------------------------------------------------------------------------
+CREATE OR REPLACE TEMP TABLE products AS
+WITH src AS (
+    SELECT
+        filename AS _file,
+        NULLIF(product_id, '') AS product_id,
+        NULLIF("name", '') AS product_name,
+        NULLIF(category, '') AS category,
+        NULLIF(unit_price, '') AS unit_price,
+        NULLIF(updated_at, '') AS updated_at
+    FROM read_csv(
+        getvariable('landing') || '/products/*.csv',
+        header = true, delim = ',', quote = '"', escape = '"', all_varchar = true,
+        ignore_errors = true, filename = true, union_by_name = true
+    )
+),
+typed AS (
+    SELECT
+        _file,
+        CASE WHEN regexp_full_match(trim(product_id), '[+-]?[0-9]+')
+            THEN TRY_CAST(trim(product_id) AS BIGINT) END AS product_id,
+        product_name,
+        category,
+        TRY_CAST(trim(unit_price) AS DECIMAL(12, 2)) AS unit_price,
+        TRY_CAST(trim(updated_at) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS updated_at
+    FROM src
+)
+SELECT product_id, product_name, category, unit_price, updated_at
+FROM typed
+WHERE product_id IS NOT NULL
+  AND product_name IS NOT NULL
+  AND length(product_name) <= 200
+  AND category IN ('electronics', 'books', 'home', 'clothing', 'sports', 'toys', 'beauty', 'grocery')
+  AND unit_price BETWEEN 0 AND 100000
+  AND updated_at IS NOT NULL
+QUALIFY row_number() OVER (
+    PARTITION BY product_id
+    ORDER BY updated_at DESC, _file DESC, product_name DESC, category DESC, unit_price DESC
+) = 1;
+
+-- orders ---------------------------------------------------------------------------------------
+CREATE OR REPLACE TEMP TABLE orders AS
+WITH src AS (
+    SELECT
+        filename AS _file,
+        NULLIF(order_id, '') AS order_id,
+        NULLIF(user_id, '') AS user_id,
+        NULLIF(product_id, '') AS product_id,
+        NULLIF(quantity, '') AS quantity,
+        NULLIF(unit_price, '') AS unit_price,
+        NULLIF(status, '') AS status,
+        NULLIF(created_at, '') AS created_at,
+        NULLIF(updated_at, '') AS updated_at
+    FROM read_csv(
+        getvariable('landing') || '/orders/*.csv',
+        header = true, delim = ',', quote = '"', escape = '"', all_varchar = true,
+        ignore_errors = true, filename = true, union_by_name = true
+    )
+),
+typed AS (
+    SELECT
+        _file,
+        CASE WHEN regexp_full_match(trim(order_id), '[+-]?[0-9]+')
+            THEN TRY_CAST(trim(order_id) AS BIGINT) END AS order_id,
+        CASE WHEN regexp_full_match(trim(user_id), '[+-]?[0-9]+')
+            THEN TRY_CAST(trim(user_id) AS BIGINT) END AS user_id,
+        CASE WHEN regexp_full_match(trim(product_id), '[+-]?[0-9]+')
+            THEN TRY_CAST(trim(product_id) AS BIGINT) END AS product_id,
+        CASE WHEN regexp_full_match(trim(quantity), '[+-]?[0-9]+')
+            THEN TRY_CAST(trim(quantity) AS INTEGER) END AS quantity,
+        TRY_CAST(trim(unit_price) AS DECIMAL(12, 2)) AS unit_price,
+        status,
+        TRY_CAST(trim(created_at) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS created_at,
+        TRY_CAST(trim(updated_at) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS updated_at
+    FROM src
+)
+SELECT order_id, user_id, product_id, quantity, unit_price, status, created_at, updated_at
+FROM typed
+WHERE order_id IS NOT NULL
+  AND user_id IS NOT NULL
+  AND product_id IS NOT NULL
+  AND quantity BETWEEN 1 AND 1000
+  AND unit_price BETWEEN 0 AND 100000
+  AND status IN ('pending', 'paid', 'shipped', 'delivered', 'cancelled', 'returned')
+  AND created_at IS NOT NULL
+  AND updated_at IS NOT NULL
+QUALIFY row_number() OVER (
+    PARTITION BY order_id
+    ORDER BY updated_at DESC, _file DESC, status DESC, created_at DESC, user_id DESC,
+        product_id DESC, quantity DESC, unit_price DESC
+) = 1;
+
+-- user_events ----------------------------------------------------------------------------------
+-- Each line is read as one text field (the unit separator does not occur in JSON text; a line
+-- holding one anyway is skipped, as the pipeline dead-letters it). One json_extract_string call
+-- with a list of paths parses each line once for all fields.
+CREATE OR REPLACE TEMP TABLE events AS
+WITH lines AS (
+    SELECT filename AS _file, line
+    FROM read_csv(
+        getvariable('landing') || '/user_events/*.jsonl',
+        columns = {'line': 'VARCHAR'}, header = false, auto_detect = false,
+        delim = chr(31), quote = '', escape = '', ignore_errors = true, filename = true
+    )
+),
+fields AS (
+    SELECT
+        _file,
+        json_extract_string(line, [
+            '$.event_id', '$.user_id', '$.event_type', '$.event_timestamp', '$.properties',
+            '$.properties.amount'
+        ]) AS f
+    FROM lines
+    -- Valid JSON whose first non-blank character is '{' is an object.
+    WHERE json_valid(line) AND regexp_matches(line, '^[ \t\n\r]*\{')
+),
+src AS (
+    SELECT
+        _file,
+        NULLIF(f[1], '') AS event_id,
+        NULLIF(f[2], '') AS user_id,
+        NULLIF(f[3], '') AS event_type,
+        NULLIF(f[4], '') AS event_timestamp,
+        NULLIF(f[5], '') AS properties,
+        NULLIF(f[6], '') AS amount
+    FROM fields
+),
+typed AS (
+    SELECT
+        _file,
+        event_id,
+        CASE WHEN regexp_full_match(trim(user_id), '[+-]?[0-9]+')
+            THEN TRY_CAST(trim(user_id) AS BIGINT) END AS user_id,
+        event_type,
+        TRY_CAST(trim(event_timestamp) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS event_timestamp,
+        properties,
+        amount AS amount_text,
+        TRY_CAST(trim(amount) AS DECIMAL(12, 2)) AS amount
+    FROM src
+)
+SELECT user_id, event_type, event_timestamp, amount
+FROM typed
+WHERE event_id IS NOT NULL
+  AND regexp_full_match(event_id, '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+  AND user_id IS NOT NULL
+  AND event_type IN ('page_view', 'click', 'purchase', 'signup', 'logout')
+  AND event_timestamp IS NOT NULL
+  AND (properties IS NULL OR json_valid(properties))
+  AND (amount_text IS NULL OR amount BETWEEN 0 AND 100000)
+QUALIFY row_number() OVER (
+    PARTITION BY event_id
+    ORDER BY _file DESC, user_id DESC, event_type DESC, event_timestamp DESC, amount DESC
+) = 1;
+
+-- marts ----------------------------------------------------------------------------------------
+COPY (
+    SELECT user_id, email, signup_date, user_tier, geographic_region, updated_at FROM users
+) TO (getvariable('out') || '/dim_users.parquet') (FORMAT parquet);
+
+COPY (
+    SELECT product_id, product_name, category, unit_price, updated_at FROM products
+) TO (getvariable('out') || '/dim_products.parquet') (FORMAT parquet);
+
+CREATE OR REPLACE TEMP TABLE fct_orders AS
+SELECT
+    o.order_id,
+    o.user_id,
+    o.product_id,
+    o.quantity,
+    o.unit_price,
+    CAST(o.quantity * o.unit_price AS DECIMAL(18, 2)) AS order_amount,
+    o.status,
+    o.status IN ('paid', 'shipped', 'delivered') AS is_revenue,
+    CAST(o.created_at AS DATE) AS order_date,
+    o.created_at,
+    o.updated_at,
+    u.geographic_region,
+    p.category
+FROM orders AS o
+LEFT JOIN users AS u ON o.user_id = u.user_id
+LEFT JOIN products AS p ON o.product_id = p.product_id;
+
+COPY fct_orders TO (getvariable('out') || '/fct_orders.parquet') (FORMAT parquet);
+
+COPY (
+    SELECT
+        order_date AS revenue_date,
+        geographic_region,
+        count(*) AS order_count,
+        CAST(sum(quantity) AS BIGINT) AS units_sold,
+        CAST(sum(order_amount) AS DECIMAL(18, 2)) AS revenue
+    FROM fct_orders
+    WHERE is_revenue
+    GROUP BY order_date, geographic_region
+) TO (getvariable('out') || '/fct_daily_revenue.parquet') (FORMAT parquet);
+
+COPY (
+    WITH daily AS (
+        SELECT
+            user_id,
+            CAST(event_timestamp AS DATE) AS activity_date,
+            count(*) AS total_events,
+            count(DISTINCT event_type) AS distinct_event_types,
+            count(*) FILTER (WHERE event_type = 'purchase') AS purchase_count,
+            CAST(
+                coalesce(sum(amount) FILTER (WHERE event_type = 'purchase'), 0)
+                AS DECIMAL(18, 2)
+            ) AS total_revenue
+        FROM events
+        GROUP BY user_id, CAST(event_timestamp AS DATE)
+    )
+    SELECT
+        d.user_id,
+        d.activity_date,
+        d.total_events,
+        d.distinct_event_types,
+        d.purchase_count,
+        d.total_revenue,
+        u.user_tier,
+        u.geographic_region,
+        CAST(d.activity_date - u.signup_date AS INTEGER) AS days_since_signup
+    FROM daily AS d
+    LEFT JOIN users AS u ON d.user_id = u.user_id
+) TO (getvariable('out') || '/fct_user_daily_activity.parquet') (FORMAT parquet);
+
+COPY (
+    SELECT
+        date_trunc('minute', event_timestamp) AS window_start,
+        date_trunc('minute', event_timestamp) + INTERVAL 1 MINUTE AS window_end,
+        event_type,
+        count(*) AS event_count,
+        count(DISTINCT user_id) AS distinct_users,
+        CAST(coalesce(sum(amount), 0) AS DECIMAL(18, 2)) AS amount_total
+    FROM events
+    GROUP BY date_trunc('minute', event_timestamp), event_type
+) TO (getvariable('out') || '/agg_events_per_minute.parquet') (FORMAT parquet);
