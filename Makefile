@@ -29,9 +29,13 @@ demo-data: install
 		$(PY) -m assets_project.demo generate --size $(DEMO_SIZE) --seed $(DEMO_SEED) --out $(DATA_DIR)/landing; \
 	else echo "landing folders already hold drops; not generating demo data"; fi
 
-## The dbt manifest that the Dagster dbt assets are built from.
+## The dbt manifest that the Dagster dbt assets are built from. Parsed with the paths runs use
+## (LakeResource exports them to dbt), so dbt's partial parsing holds: a changed profile
+## means a full parse on every dbt run.
 dbt-manifest: install
-	cd dbt_project && ../$(VENV)/bin/dbt parse --quiet --profiles-dir . --project-dir .
+	cd dbt_project && WAREHOUSE_PATH=$${WAREHOUSE_PATH:-$(DATA_DIR)/warehouse.duckdb} \
+		LAKE_URI=$${LAKE_URI:-$(DATA_DIR)/lake} \
+		../$(VENV)/bin/dbt parse --quiet --profiles-dir . --project-dir .
 
 dagster-home:
 	mkdir -p $(DAGSTER_HOME)
@@ -62,7 +66,7 @@ format: install
 	$(VENV)/bin/ruff format assets_project tests bench
 
 ## Benchmarks (see BENCHMARKS.md); pandera and pyinstrument come with the bench extra.
-bench: install
+bench: install dbt-manifest
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) -m bench
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from assets_project.defs.dbt.assets import shop_dbt_models
-from assets_project.defs.dbt.project import dbt_executable, dbt_project
+from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
 from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.ingestion.postgres import database_source_assets, extraction_schedules
@@ -32,6 +31,6 @@ defs = dg.Definitions(
         "lake": LakeResource.from_env(),
         "postgres": PostgresResource.from_env(),
         "kafka": KafkaResource.from_env(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": dbt_resource(),
     },
 )

@@ -22,11 +22,10 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
-from dagster_dbt import DbtCliResource
 from deltalake import DeltaTable
 
 from assets_project.defs.dbt.assets import shop_dbt_models
-from assets_project.defs.dbt.project import dbt_executable, dbt_project
+from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.ingestion.kafka import StreamConfig, kafka_assets, kafka_sensors
 from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.demo.produce import event_lines, produce
@@ -62,7 +61,7 @@ def _run(
         resources={
             "lake": lake,
             "kafka": kafka,
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+            "dbt": dbt_resource(),
         },
         instance=instance,
         run_config=run_config,

@@ -10,11 +10,10 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster_dbt import DbtCliResource
 from deltalake import DeltaTable
 
 from assets_project.defs.dbt.assets import shop_dbt_models
-from assets_project.defs.dbt.project import dbt_executable, dbt_project
+from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.ingestion.files import file_drop_assets
 from assets_project.defs.ingestion.kafka import kafka_assets
 from assets_project.defs.ingestion.postgres import database_source_assets
@@ -35,7 +34,7 @@ def _resources(lake: LakeResource) -> dict[str, object]:
         "lake": lake,
         "postgres": PostgresResource(),  # no database: orders arrive as CSV drops
         "kafka": KafkaResource(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": dbt_resource(),
     }
 
 

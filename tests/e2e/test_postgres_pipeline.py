@@ -7,10 +7,9 @@ import shutil
 import dagster as dg
 import duckdb
 import pytest
-from dagster_dbt import DbtCliResource
 
 from assets_project.defs.dbt.assets import shop_dbt_models
-from assets_project.defs.dbt.project import dbt_executable, dbt_project
+from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.ingestion.files import file_drop_assets
 from assets_project.defs.ingestion.kafka import kafka_assets
 from assets_project.defs.ingestion.postgres import database_source_assets
@@ -43,7 +42,7 @@ def test_marts_follow_the_database_through_inserts_updates_and_late_commits(
         "lake": lake,
         "postgres": PostgresResource(url=postgres_url),
         "kafka": KafkaResource(),  # no broker: user events arrive as file drops
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": dbt_resource(),
     }
     instance = dg.DagsterInstance.ephemeral()
     assets = [*file_drop_assets, *database_source_assets, *kafka_assets, shop_dbt_models]

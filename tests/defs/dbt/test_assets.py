@@ -6,10 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster_dbt import DbtCliResource
 
 from assets_project.defs.dbt.assets import shop_dbt_models
-from assets_project.defs.dbt.project import dbt_executable, dbt_project
+from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.ingestion.files import file_drop_assets
 from assets_project.defs.ingestion.kafka import kafka_assets
 from assets_project.defs.resources import KafkaResource, LakeResource
@@ -30,7 +29,7 @@ def test_subset_run_on_empty_warehouse_succeeds(lake: LakeResource, selection: l
     resources = {
         "lake": lake,
         "kafka": KafkaResource(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": dbt_resource(),
     }
     instance = dg.DagsterInstance.ephemeral()
     raw_assets = [*file_drop_assets, *kafka_assets]
