@@ -124,11 +124,12 @@ def compile_validation(
     present = set(file_columns)
     params = _Params()
     extracted: list[tuple[str, str]] = []  # (text expression, quoted target name)
+    json_paths: list[str] = []
     for column in contract.columns:
         target = quote_ident(column.name)
         if jsonl:
-            path = params.bind(column.path or f"$.{column.name}")
-            extracted.append((f"NULLIF(json_extract_string({LINE_TEXT}, {path}), '')", target))
+            json_paths.append(column.path or f"$.{column.name}")
+            extracted.append((f"NULLIF(_values[{len(json_paths)}], '')", target))
         elif column.name in present:
             extracted.append((f"NULLIF({target}, '')", target))
         elif column.path is None:
@@ -137,17 +138,22 @@ def compile_validation(
             raise ValueError(f"column {column.name} has a JSON path but the source is not JSON")
 
     if jsonl:
-        # json_type errors on invalid JSON, so it only runs where json_valid holds.
-        parse_ok = (
-            f"coalesce(CASE WHEN json_valid({LINE_TEXT}) "
-            f"THEN json_type({LINE_TEXT}::JSON) = 'OBJECT' END, FALSE)"
+        # Each line is parsed twice, not once per column: json_valid, then one extraction of
+        # every path as a list. Valid JSON whose first non-blank character is "{" is an object.
+        paths = params.bind(json_paths)
+        parsed = (
+            f"SELECT _source_line, {LINE_TEXT}, "
+            f"coalesce(json_valid({LINE_TEXT}) AND starts_with("
+            f"ltrim({LINE_TEXT}, ' ' || chr(9) || chr(10) || chr(13)), '{{'), FALSE) AS _parse_ok "
+            "FROM batch"
         )
-        columns_sql = ", ".join(
-            f"CASE WHEN {parse_ok} THEN {expr} END AS {target}" for expr, target in extracted
+        values = (
+            f"SELECT *, CASE WHEN _parse_ok THEN json_extract_string({LINE_TEXT}, {paths}) END "
+            f"AS _values FROM ({parsed})"
         )
+        columns_sql = ", ".join(f"{expr} AS {target}" for expr, target in extracted)
         source_sql = (
-            f"SELECT _source_line, {LINE_TEXT} AS _record, {parse_ok} AS _parse_ok, "
-            f"{columns_sql} FROM batch"
+            f"SELECT _source_line, {LINE_TEXT} AS _record, _parse_ok, {columns_sql} FROM ({values})"
         )
     else:
         # The original values ride along untouched; the record's JSON text is only built for

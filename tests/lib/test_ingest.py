@@ -39,7 +39,8 @@ def test_rows_in_equal_raw_plus_dead_letter(layout: LakeLayout) -> None:
     assert sorted(r["user_id"] for r in raw) == [1, 4]
     assert {r["_source"] for r in raw + dlq} == {"users/u.csv"}
     assert {r["_batch_id"] for r in raw + dlq} == {"b1"}
-    assert {str(r["_partition_date"]) for r in raw} == {"2026-01-02", "2026-01-06"}
+    # users partition by the year of updated_at (2026-01-02 and 2026-01-06 here)
+    assert {str(r["_partition_date"]) for r in raw} == {"2026-01-01"}
     reasons = {r["_source_line"]: r["reason"] for r in dlq}
     assert reasons[2].startswith("email: does not match")
     assert "user_tier: not one of" in reasons[2]
