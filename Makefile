@@ -66,9 +66,11 @@ format: install
 	$(VENV)/bin/ruff format assets_project tests bench
 
 ## Benchmarks (see BENCHMARKS.md); pandera and pyinstrument come with the bench extra.
+## The pipeline set at 1e5 and 1e6 events, written into BENCHMARKS.md; BENCH_ARGS=--large
+## adds 1e7 events. Other cases: `python -m bench validation|postgres|kafka`.
 bench: install dbt-manifest
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[bench]'
-	$(PY) -m bench
+	$(PY) -m bench pipeline --write $(BENCH_ARGS)
 
 ## PostgreSQL extraction at 1e5 and 1e6 rows (DATABASE_URL, or the machine's cluster as root).
 bench-postgres: install

@@ -220,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--large", action="store_true", help="pipeline: add 1e7 events")
     parser.add_argument(
+        "--large-repeat", type=int, default=1, help="pipeline: runs per case at 1e7 (default 1)"
+    )
+    parser.add_argument(
         "--cases",
         nargs="+",
         default=["e2e", "dbt", "incremental", "startup"],
@@ -288,7 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.large:
             sizes = sorted({*sizes, pipeline.LARGE_SIZE})
         report = pipeline.run(
-            sizes, args.cases, args.repeat, args.seed, args.work.resolve(), args.profile_to
+            sizes,
+            args.cases,
+            args.repeat,
+            args.seed,
+            args.work.resolve(),
+            args.profile_to,
+            args.large_repeat,
         )
         _emit(out, report)
         if args.write:
