@@ -13,40 +13,14 @@ import pytest
 from deltalake import DeltaTable
 
 from assets_project.defs.dbt.assets import shop_dbt_models
-from assets_project.defs.dbt.resources import dbt_resource
-from assets_project.defs.ingestion.files import file_drop_assets
-from assets_project.defs.ingestion.kafka import kafka_assets
-from assets_project.defs.ingestion.postgres import database_source_assets
-from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
+from assets_project.defs.resources import LakeResource
 from assets_project.demo.generate import generate
+from tests.e2e.pipeline import FILES_ONLY, RAW_ASSETS, materialize_all, pipeline_resources
 from tests.e2e.reference import build_reference, record_counts
 
 pytestmark = pytest.mark.slow
 
 MARTS = ("dim_users", "dim_products", "fct_orders", "fct_user_daily_activity", "fct_daily_revenue")
-RAW_ASSETS = [*file_drop_assets, *database_source_assets, *kafka_assets]
-# raw/user_events also reads a Kafka topic; these runs take its ready file drops instead.
-FILES_ONLY = {"ops": {"raw__user_events": {"config": {"channel": "files"}}}}
-
-
-def _resources(lake: LakeResource) -> dict[str, object]:
-    return {
-        "lake": lake,
-        "postgres": PostgresResource(),  # no database: orders arrive as CSV drops
-        "kafka": KafkaResource(),
-        "dbt": dbt_resource(),
-    }
-
-
-def _materialize_all(lake: LakeResource, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(
-        [*RAW_ASSETS, shop_dbt_models],
-        resources=_resources(lake),
-        instance=instance,
-        run_config=FILES_ONLY,
-    )
-    assert result.success
-    return result
 
 
 def _marts(lake: LakeResource) -> dict[str, pd.DataFrame]:
@@ -84,11 +58,11 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     for folder in (p for p in pristine.iterdir() if p.is_dir()):
         (landing / folder.name).mkdir(parents=True)
         shutil.copy2(sorted(folder.iterdir())[0], landing / folder.name)
-    first = _materialize_all(lake, instance)
+    first = materialize_all(lake, instance)
     for folder in (p for p in pristine.iterdir() if p.is_dir()):
         for path in sorted(folder.iterdir())[1:]:
             shutil.copy2(path, landing / folder.name)
-    second = _materialize_all(lake, instance)
+    second = materialize_all(lake, instance)
     return {
         "lake": lake,
         "pristine": pristine,
@@ -172,7 +146,7 @@ def test_materializing_again_changes_no_mart_row(pipeline: dict[str, object]) ->
     lake: LakeResource = pipeline["lake"]  # type: ignore[assignment]
     result = dg.materialize(
         [*RAW_ASSETS, shop_dbt_models],
-        resources=_resources(lake),
+        resources=pipeline_resources(lake),
         instance=pipeline["instance"],  # type: ignore[arg-type]
         run_config=FILES_ONLY,
     )
@@ -191,7 +165,7 @@ def test_forced_reingest_of_the_same_file_adds_no_rows(pipeline: dict[str, objec
     shutil.copy(archived, Path(lake.data_dir) / "landing" / "user_events" / "replayed.jsonl")
     result = dg.materialize(
         [a for a in RAW_ASSETS if a.key == dg.AssetKey(["raw", "user_events"])],
-        resources=_resources(lake),
+        resources=pipeline_resources(lake),
         instance=pipeline["instance"],  # type: ignore[arg-type]
         run_config=FILES_ONLY,
     )
