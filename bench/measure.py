@@ -4,7 +4,8 @@ A worker is ``python -m <module> <args>``: it does its untimed setup (imports, l
 definitions), times its work itself and prints one JSON object on its last stdout line, with at
 least ``seconds``. The parent samples the resident memory of the worker *and every process it
 starts* (dbt runs as a child of the Dagster run) every 50 ms from ``/proc``, and takes the
-worker's CPU time, children included, from ``wait4``.
+worker's CPU time, children included, from ``wait4``. (Not its ``ru_maxrss``: a child forked
+from this process starts with this process's peak, so a small worker would report ours.)
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def run_worker(module: str, args: Sequence[str], env: Mapping[str, str] | None =
     return WorkerRun(
         seconds=float(report.pop("seconds")),
         cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_mib=max(peak_kib, usage.ru_maxrss) / 1024,
+        peak_mib=peak_kib / 1024,
         report=report,
     )
 
