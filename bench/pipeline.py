@@ -140,18 +140,24 @@ def _clear_services() -> None:
 # --------------------------------------------------------------------------- workers
 
 
-def _worker_ours(data: Path, profile: Path | None) -> dict[str, Any]:
-    """Run every asset and check of the code location, as a run of the implicit asset job."""
+def _job_and_instance(data: Path) -> tuple[Any, Any]:
+    """The code location's implicit asset job on ``data`` and a fresh SQLite instance beside it."""
     _clear_services()
     os.environ.update(lake_env(data))
     import dagster as dg
 
     from assets_project.definitions import defs
 
-    job = defs.resolve_implicit_global_asset_job_def()
     home = data.parent / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    instance = dg.DagsterInstance.local_temp(tempdir=str(home))
+    return defs.resolve_implicit_global_asset_job_def(), dg.DagsterInstance.local_temp(
+        tempdir=str(home)
+    )
+
+
+def _worker_ours(data: Path, profile: Path | None) -> dict[str, Any]:
+    """Run every asset and check of the code location, as a run of the implicit asset job."""
+    job, instance = _job_and_instance(data)
     profiler = None
     if profile is not None:
         from pyinstrument import Profiler
@@ -219,17 +225,9 @@ def _worker_dbt_plain(data: Path, target: Path) -> dict[str, Any]:
 
 def _worker_dbt_dagster(data: Path) -> dict[str, Any]:
     """The dbt assets (and their dbt-test checks) alone, through the code location's job."""
-    _clear_services()
-    os.environ.update(lake_env(data))
-    import dagster as dg
-
-    from assets_project.definitions import defs
+    job, instance = _job_and_instance(data)
     from assets_project.defs.dbt.assets import shop_dbt_models
 
-    job = defs.resolve_implicit_global_asset_job_def()
-    home = data.parent / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    instance = dg.DagsterInstance.local_temp(tempdir=str(home))
     started = time.perf_counter()
     result = job.execute_in_process(
         instance=instance, asset_selection=list(shop_dbt_models.keys), raise_on_error=True
