@@ -196,23 +196,23 @@ def _dbt_executable() -> str:
     return dbt_executable()
 
 
-def _worker_dbt_plain(data: Path, target: Path) -> dict[str, Any]:
-    """``dbt build`` in the project, the way one runs it by hand (partial parsing kept)."""
-    env = {
-        **os.environ,
-        "LAKE_URI": str(data / "lake"),
-        "WAREHOUSE_PATH": str(data / "warehouse.duckdb"),
-    }
+def _dbt_command(verb: str, data: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """A dbt command line in the project, and its environment for the lake under ``data``."""
     command = [
         _dbt_executable(),
-        "build",
+        verb,
+        *args,
         "--project-dir",
         str(DBT_DIR),
         "--profiles-dir",
         str(DBT_DIR),
-        "--target-path",
-        str(target),
     ]
+    return command, {**os.environ, **lake_env(data)}
+
+
+def _worker_dbt_plain(data: Path, target: Path) -> dict[str, Any]:
+    """``dbt build`` in the project, the way one runs it by hand (partial parsing kept)."""
+    command, env = _dbt_command("build", data, "--target-path", str(target))
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
@@ -339,20 +339,7 @@ def prepared_manifest(data: Path) -> Iterator[None]:
     saved = {
         name: (target / name).read_bytes() for name in ("manifest.json", "partial_parse.msgpack")
     }
-    env = {
-        **os.environ,
-        "LAKE_URI": str(data / "lake"),
-        "WAREHOUSE_PATH": str(data / "warehouse.duckdb"),
-    }
-    command = [
-        _dbt_executable(),
-        "parse",
-        "--quiet",
-        "--project-dir",
-        str(DBT_DIR),
-        "--profiles-dir",
-        str(DBT_DIR),
-    ]
+    command, env = _dbt_command("parse", data, "--quiet")
     subprocess.run(command, env=env, check=True, cwd=DBT_DIR)
     try:
         yield
