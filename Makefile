@@ -23,11 +23,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## Demo data into the landing folders (only when they hold no drops yet).
+## Demo data, only into a landing folder that has never existed: after the first run has
+## ingested the drops the folder holds only the manifest, and a user's own data folder
+## (DATA_DIR=...) must never receive demo files. Written beside it, then renamed into place,
+## so an interrupted generation leaves no half landing folder. `make clean` starts over.
 demo-data: install
-	@if [ -z "$$(find $(DATA_DIR)/landing -type f ! -name '_*' 2>/dev/null | head -n 1)" ]; then \
-		$(PY) -m assets_project.demo generate --size $(DEMO_SIZE) --seed $(DEMO_SEED) --out $(DATA_DIR)/landing; \
-	else echo "landing folders already hold drops; not generating demo data"; fi
+	@if [ -e $(DATA_DIR)/landing ]; then \
+		echo "$(DATA_DIR)/landing exists: not generating demo data (make clean to start over)"; \
+	else \
+		rm -rf $(DATA_DIR)/.landing.partial && mkdir -p $(DATA_DIR) && \
+		$(PY) -m assets_project.demo generate --size $(DEMO_SIZE) --seed $(DEMO_SEED) \
+			--out $(DATA_DIR)/.landing.partial && \
+		mv $(DATA_DIR)/.landing.partial $(DATA_DIR)/landing; \
+	fi
 
 ## The dbt manifest that the Dagster dbt assets are built from. Parsed with the paths runs use
 ## (LakeResource exports them to dbt), so dbt's partial parsing holds: a changed profile
@@ -41,8 +49,13 @@ dagster-home:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+## The UI and the daemon; once the UI answers, its URL and three things to try are printed.
 dev: demo-data dbt-manifest dagster-home
-	$(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	@$(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT) & pid=$$!; \
+	trap 'kill -TERM $$pid 2>/dev/null; wait $$pid' INT TERM; \
+	$(PY) -m assets_project.demo.welcome --url http://$(HOST):$(PORT) --pid $$pid \
+		--data-dir $(DATA_DIR) || true; \
+	wait $$pid
 
 ## Debian's Chromium for the UI tests (Playwright drives it; it downloads no browser itself).
 browser:
