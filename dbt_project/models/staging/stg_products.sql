@@ -18,10 +18,7 @@ deduplicated as (
 
     select *
     from source
-    qualify row_number() over (
-        partition by product_id
-        order by updated_at desc, _extracted_at desc, _source desc, _source_line desc
-    ) = 1
+    {{ latest_version_per_key('product_id', versions=['updated_at']) }}
 
 )
 

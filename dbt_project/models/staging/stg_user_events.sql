@@ -52,10 +52,7 @@ deduplicated as (
               >= (new_version._extracted_at, new_version._source, new_version._source_line)
     )
     {% endif %}
-    qualify row_number() over (
-        partition by event_id
-        order by _extracted_at desc, _source desc, _source_line desc
-    ) = 1
+    {{ latest_version_per_key('event_id') }}
 
 )
 

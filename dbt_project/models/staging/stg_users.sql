@@ -19,10 +19,7 @@ deduplicated as (
 
     select *
     from source
-    qualify row_number() over (
-        partition by user_id
-        order by updated_at desc, _extracted_at desc, _source desc, _source_line desc
-    ) = 1
+    {{ latest_version_per_key('user_id', versions=['updated_at']) }}
 
 )
 
