@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from assets_project.demo.generate import STATUSES, Scale, _money
+from assets_project.demo.generate import STATUSES, Scale
+from assets_project.demo.generate.formatting import _money
 from assets_project.lib.contracts import Contract, load_contract
 from assets_project.lib.postgres import connect
 
