@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -225,7 +226,7 @@ def _write_source(
         captured = _write_file(
             plan,
             _HEADER.get(source),
-            lambda chunk, lo, hi, f=f: build(f, chunk, lo, hi),
+            functools.partial(build, f),
             _rng(w.seed, stream, 1, f),
         )
         for g, line in zip(plan.across_targets, captured, strict=True):
