@@ -1,6 +1,6 @@
 """Publish demo user events to a Kafka topic, defects and poison messages included.
 
-The events are the JSON lines of the demo generator (``generate.py``: duplicates, missing and
+The events are the JSON lines of the demo generator (``demo.generate``: duplicates, missing and
 wrong values, unknown enums, malformed and non-object lines, late events), in file order, keyed
 by ``user_id`` where the line has one (so one user's events keep their order in one partition).
 ``poison`` extra messages that are not JSON at all (text, bytes that are not UTF-8, an empty

@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from assets_project.demo.generate import STATUSES, Scale, _money
+from assets_project.demo.generate import STATUSES, Scale
+from assets_project.demo.generate.formatting import _money
 from assets_project.lib.contracts import Contract, load_contract
 from assets_project.lib.postgres import connect
 
@@ -194,9 +195,11 @@ def simulate_traffic(
         if insert_ids:
             _insert(main, table, rng, insert_ids, scale, defects)
             main.commit()
-        existing = main.execute(
-            sql.SQL("SELECT order_id FROM {} ORDER BY random() LIMIT %s").format(table),
-            [updates],
+        existing = main.execute(  # orders of earlier rounds, not the ones just inserted
+            sql.SQL(
+                "SELECT order_id FROM {} WHERE order_id < %s ORDER BY random() LIMIT %s"
+            ).format(table),
+            [next_id, updates],
         ).fetchall()
         update_ids = sorted(int(row[0]) for row in existing)
         if update_ids:
