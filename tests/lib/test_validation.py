@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from assets_project.lib.contracts import load_contract
+from assets_project.lib.contracts import Column, load_contract
 from assets_project.lib.validation import compile_validation, new_connection, run_validation
 
 USER_COLUMNS = ("user_id", "email", "signup_date", "user_tier", "geographic_region", "updated_at")
@@ -243,4 +243,38 @@ def test_decimal_scale_and_bounds_in_json_lines() -> None:
         2: {fraction, ("amount", "below minimum 0")},
         3: {("event_timestamp", RANGE)},
         4: {("event_timestamp", RANGE)},
+    }
+
+
+def test_decimals_in_exponent_notation_are_taken_exactly() -> None:
+    """Parquet doubles print as 1e+10; DuckDB's own cast of a long mantissa with an exponent
+    drops digits (0.000…1e38 reads as 0.0), so such text is rewritten before the cast."""
+    products = load_contract("products")
+    wide = Column(name="unit_price", type="decimal(38,1)", description="Wide.", required=True)
+    columns = tuple(wide if c.name == "unit_price" else c for c in products.columns)
+    query = compile_validation(products.model_copy(update={"columns": columns}), PRODUCT_COLUMNS)
+    prices = [
+        "0.000000000000000000000000000000000000001e38",  # 1: 0.1
+        "1e+10",  # 2
+        "12345678901234567890123456789012345.6e0",  # 3
+        "-25E-1",  # 4: -2.5
+        "0e999999999999",  # 5: zero
+        "-2.5E-2",  # 6
+        "1e37",  # 7: 38 integer digits
+        "1e99999999999999999999999999999999999999999",  # 8
+        "1e",  # 9
+    ]
+    valid, rejected = run_validation(new_connection(), query, _products_batch(prices))
+    assert [str(v) for v in valid["unit_price"].to_pylist()] == [
+        "0.1",
+        "10000000000.0",
+        "12345678901234567890123456789012345.6",
+        "-2.5",
+        "0.0",
+    ]
+    assert _reasons_by_line(rejected) == {
+        6: {("unit_price", "more than 1 digit after the decimal point")},
+        7: {("unit_price", "more than 37 digits before the decimal point")},
+        8: {("unit_price", "not a valid decimal(38,1)")},
+        9: {("unit_price", "not a valid decimal(38,1)")},
     }
