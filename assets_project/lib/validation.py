@@ -5,6 +5,13 @@ The input is an Arrow batch whose contract columns are all text (as read from th
 every row at once and returns, per row, the typed values and the list of rules the row broke
 (column, rule, value). Rows with an empty list are valid. No per-row Python runs.
 
+A value is taken exactly or rejected, never changed: dates and timestamps must lie in
+0001-01-01..9999-12-31 (UTC), the range every reader of the lake supports (DuckDB alone also
+reads ``infinity``, BC dates, later years and ``epoch``), and a decimal with more digits than
+its type is rejected rather than rounded. Each value is parsed once, in a query stage of its
+own; the helper columns of those stages have reserved names (see ``contracts.RESERVED_COLUMNS``),
+which no file column may take.
+
 Values from the contract (enum members, bounds, patterns, column names as data) are bound as
 query parameters; column names as identifiers go through :func:`quote_ident`, and the contract
 model only admits ``[a-z_][a-z0-9_]*`` names in the first place.

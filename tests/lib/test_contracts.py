@@ -144,7 +144,9 @@ def test_an_re2_pattern_that_python_cannot_compile_loads_and_runs(tmp_path: Path
     columns = ("user_id", "email", "signup_date", "user_tier", "geographic_region", "updated_at")
     rows = [["1", "2"], ["\u00e9mile@b.co", "x1@b.co"], ["2026-01-01"] * 2, ["free"] * 2]
     rows += [["europe"] * 2, ["2026-01-02 10:00:00"] * 2]
-    batch = pa.table({"_source_line": pa.array([1, 2], pa.int64())} | dict(zip(columns, rows)))
+    batch = pa.table(
+        {"_source_line": pa.array([1, 2], pa.int64())} | dict(zip(columns, rows, strict=True))
+    )
     query = compile_validation(contract, columns)
     valid, rejected = run_validation(new_connection(), query, batch)
     assert valid["email"].to_pylist() == ["\u00e9mile@b.co"]
