@@ -66,12 +66,8 @@ from assets_project.lib.contracts import Column, Contract, load_contract
 from assets_project.lib.readers import BLOCK_SIZE
 from assets_project.lib.validation import (
     ValidationQuery,
-    _Params,
-    _rules,
-    _typed,
     compile_validation,
     new_connection,
-    quote_ident,
     run_validation,
 )
 
@@ -741,45 +737,13 @@ def breakdown_ours(
 
 
 def _typed_once_sql(contract: Contract, file_columns: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """The validation query restructured: each value parsed once, ``_record`` only if rejected.
+    """The validation query with each value parsed once and ``_record`` only if rejected.
 
-    Built from ``validation``'s own per-column SQL (``_typed``, ``_rules``), CSV layout only.
+    ``compile_validation`` now builds the query that way itself (the typed values in a stage
+    of their own, before the rules), so this variant is the query as it is.
     """
-    params = _Params()
-    text = [f"{quote_ident(c)} AS {quote_ident(c + '__text')}" for c in file_columns]
-    present = set(file_columns)
-    raw = [
-        f"NULLIF({quote_ident(c.name)}, '') AS {quote_ident(c.name)}"
-        if c.name in present
-        else f"CAST(NULL AS VARCHAR) AS {quote_ident(c.name)}"
-        for c in contract.columns
-    ]
-    typed = [
-        f"{_typed(c, 'src.' + quote_ident(c.name))} AS {quote_ident(c.name + '__typed')}"
-        for c in contract.columns
-    ]
-    items = []
-    for c in contract.columns:
-        raw_ref, typed_ref = f"t.{quote_ident(c.name)}", f"t.{quote_ident(c.name + '__typed')}"
-        for condition, rule in _rules(c, raw_ref, typed_ref, params):
-            struct = (
-                f"{{'column': {params.bind(c.name)}, 'rule': {params.bind(rule)}, "
-                f"'value': left({raw_ref}, {REASON_VALUE_PREVIEW})}}"
-            )
-            items.append(f"CASE WHEN coalesce({condition}, FALSE) THEN {struct} END")
-    pairs = ", ".join(f"{params.bind(c)}, {quote_ident(c + '__text')}" for c in file_columns)
-    outputs = ", ".join(
-        f"{quote_ident(c.name + '__typed')} AS {quote_ident(c.name)}" for c in contract.columns
-    )
-    sql = (
-        f"WITH src AS (SELECT _source_line, {', '.join(text + raw)} FROM batch), "
-        f"t AS (SELECT src.*, {', '.join(typed)} FROM src), "
-        f"r AS (SELECT t.*, list_filter([{', '.join(items)}], lambda r: r IS NOT NULL) "
-        f"AS _reasons FROM t) "
-        f"SELECT _source_line, {outputs}, _reasons, CASE WHEN len(_reasons) > 0 "
-        f"THEN CAST(json_object({pairs}) AS VARCHAR) END AS _record FROM r"
-    )
-    return sql, params.values
+    query = compile_validation(contract, file_columns)
+    return query.sql, query.params
 
 
 #: One reader batch validated three ways, for the memory table: (label, query, filter order).

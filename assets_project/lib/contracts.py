@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
@@ -22,6 +23,50 @@ CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
 _SIMPLE_TYPES = ("bigint", "integer", "double", "varchar", "boolean", "date", "timestamp", "json")
+
+
+# The one list of column names the lake uses itself: the metadata columns of every raw table
+# (lake.METADATA_FIELDS) and the working columns of the readers and the validation query
+# (validation.py), plus every name starting with RESERVED_PREFIX (the query's ``__original_N``).
+# A contract column or a file's column may not take one; names are compared without case,
+# as DuckDB compares identifiers.
+RESERVED_COLUMNS: frozenset[str] = frozenset(
+    {
+        "_source",
+        "_source_line",
+        "_batch_id",
+        "_extracted_at",
+        "_partition_date",
+        "_line_text",
+        "_parse_ok",
+        "_values",
+        "_record",
+        "_reasons",
+    }
+)
+RESERVED_PREFIX = "__"
+
+
+def is_reserved(name: str) -> bool:
+    """Whether ``name`` is (in any case) a column name the lake uses itself."""
+    lowered = name.lower()
+    return lowered in RESERVED_COLUMNS or lowered.startswith(RESERVED_PREFIX)
+
+
+def re2_problem(pattern: str) -> str | None:
+    """Why DuckDB's RE2, which runs the contract's regexes, refuses ``pattern`` (None: fine).
+
+    Python's ``re`` is not the judge: it takes lookarounds and backreferences that RE2 does
+    not, and refuses RE2 syntax such as ``\\p{L}`` or ``[[:alnum:]]``.
+    """
+    connection = duckdb.connect()
+    try:
+        connection.execute("SELECT regexp_full_match('', $pattern)", {"pattern": pattern})
+    except duckdb.Error as exc:
+        return str(exc).removeprefix("Invalid Input Error: ")
+    finally:
+        connection.close()
+    return None
 
 
 class ContractError(ValueError):
@@ -58,6 +103,13 @@ class Column(BaseModel):
 
     _name_ok = field_validator("name")(_check_identifier)
 
+    @field_validator("name")
+    @classmethod
+    def _name_not_reserved(cls, value: str) -> str:
+        if is_reserved(value):
+            raise ValueError(f"{value!r} is reserved for the lake's own columns")
+        return value
+
     @field_validator("type")
     @classmethod
     def _type_known(cls, value: str) -> str:
@@ -71,13 +123,6 @@ class Column(BaseModel):
             f"unknown type {value!r}; use one of {', '.join(_SIMPLE_TYPES)} or decimal(p,s)"
         )
 
-    @field_validator("regex")
-    @classmethod
-    def _regex_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            re.compile(value)
-        return value
-
     @model_validator(mode="after")
     def _rules_fit_type(self) -> Column:
         numeric = self.type in ("bigint", "integer", "double") or self.type.startswith("decimal")
@@ -85,6 +130,11 @@ class Column(BaseModel):
             raise ValueError(f"min/max only apply to numeric columns, not {self.type}")
         if (self.regex or self.max_length or self.enum) and self.type != "varchar":
             raise ValueError("regex, max_length and enum only apply to varchar columns")
+        if self.regex is not None and (problem := re2_problem(self.regex)) is not None:
+            raise ValueError(
+                f"regex of column {self.name} is not valid for RE2, the engine that runs it "
+                f"(DuckDB): {problem}"
+            )
         return self
 
     @property

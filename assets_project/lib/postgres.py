@@ -5,6 +5,8 @@ Each run reads, in one REPEATABLE READ snapshot, the rows whose update time is a
 ``COPY (SELECT …) TO STDOUT`` through the contract's validator, and merges the valid rows into
 the raw table by primary key, keeping the newest version. The overlap re-reads rows that long
 transactions committed late with an older update time; the merge makes that re-read harmless.
+Rows stamped outside the range the lake supports (PostgreSQL's ``infinity``, BC, years after
+9999) are read too and become dead letters; the watermark is the newest update time in range.
 
 The new watermark travels in the same Delta commit as the rows, as the version of a Delta app
 transaction (microseconds since the epoch), so data and watermark are committed atomically.
@@ -172,11 +174,26 @@ def _range_filter(contract: Contract, since: datetime | None) -> tuple[sql.Compo
     return sql.SQL("{} >= %s").format(column), [since]
 
 
+def _supported(contract: Contract) -> sql.Composed:
+    """True when the update time is inside the range the lake supports (0001..9999, UTC).
+
+    PostgreSQL also has ``infinity``, BC dates and years up to 294276: rows stamped so are
+    extracted (the validator sends them to the dead-letter table), but never set the watermark.
+    The session runs in UTC, so the bounds are UTC for a timestamptz column too.
+    """
+    return sql.SQL(
+        "{column} BETWEEN '0001-01-01 00:00:00' AND '9999-12-31 23:59:59.999999'"
+    ).format(column=sql.Identifier(contract.update_time or ""))
+
+
 def snapshot_query(contract: Contract, since: datetime | None) -> tuple[sql.Composed, list]:
-    """count(*) and max(update time) of the rows to extract."""
+    """count(*) of the rows to extract, and their newest update time in the supported range."""
     where, params = _range_filter(contract, since)
-    query = sql.SQL("SELECT count(*), max({column}) FROM {table} WHERE {where}").format(
+    query = sql.SQL(
+        "SELECT count(*), max({column}) FILTER (WHERE {supported}) FROM {table} WHERE {where}"
+    ).format(
         column=sql.Identifier(contract.update_time or ""),
+        supported=_supported(contract),
         table=_table(contract),
         where=where,
     )
@@ -184,18 +201,23 @@ def snapshot_query(contract: Contract, since: datetime | None) -> tuple[sql.Comp
 
 
 def copy_query(
-    contract: Contract, since: datetime | None, until: datetime
+    contract: Contract, since: datetime | None, until: datetime | None
 ) -> tuple[sql.Composed, list]:
-    """``COPY (SELECT <contract columns> …) TO STDOUT`` for the rows in [since, until]."""
+    """``COPY (SELECT <contract columns> …) TO STDOUT`` for the rows in [since, until].
+
+    Rows whose update time is outside the supported range (``infinity``, BC, after 9999) are
+    read as well, whatever ``until`` is: they go to the dead-letter table with a reason.
+    """
     where, params = _range_filter(contract, since)
     query = sql.SQL(
-        "COPY (SELECT {columns} FROM {table} WHERE {where} AND {column} <= %s) "
-        "TO STDOUT WITH (FORMAT csv)"
+        "COPY (SELECT {columns} FROM {table} WHERE {where} "
+        "AND ({column} <= %s OR NOT ({supported}))) TO STDOUT WITH (FORMAT csv)"
     ).format(
         columns=sql.SQL(", ").join(sql.Identifier(c.name) for c in contract.columns),
         table=_table(contract),
         where=where,
         column=sql.Identifier(contract.update_time or ""),
+        supported=_supported(contract),
     )
     return query, [*params, until]
 
@@ -314,12 +336,15 @@ def extract_table(
                 raise
             raise PermanentSourceError(f"{app_id}: {exc}") from exc
         hook("snapshot")
-        if newest is None:
+        if not expected:
             _sync_dead_letter(layout, contract, watermarks, app_id)
             result.watermark = watermarks.raw
             result.seconds = time.perf_counter() - started
             return result
-        watermark = max(_naive_utc(newest), watermarks.raw or _EPOCH)
+        # Only rows out of the supported range (infinity, ...) leave the watermark where it is.
+        watermark = max(
+            _naive_utc(newest) if newest is not None else _EPOCH, watermarks.raw or _EPOCH
+        )
         result.watermark = watermark
         query, params = copy_query(contract, since, newest)
         with connection.cursor().copy(query, params) as copy:

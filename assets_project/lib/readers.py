@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from assets_project.lib.contracts import is_reserved
 from assets_project.lib.validation import LINE_TEXT
 
 BLOCK_SIZE = 16 << 20  # bytes of input per batch
@@ -225,12 +226,30 @@ def _csv_header(path: Path) -> tuple[str, ...]:
     if not header or all(not name.strip() for name in header):
         raise UnreadableFileError("file is empty: no header line")
     names = tuple(name.strip() for name in header)
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise UnreadableFileError(f"duplicate column names in header: {', '.join(duplicates)}")
+    _check_names(names, "duplicate column names in header")
     if any(not n for n in names):
         raise UnreadableFileError("header has an empty column name")
     return names
+
+
+def _check_names(names: tuple[str, ...], duplicates_message: str) -> None:
+    """Refuse a file whose column names repeat, or take a name the lake uses itself.
+
+    Names are compared without case, as DuckDB compares identifiers: ``Email`` next to
+    ``email`` would read one column twice. A reserved name (``_source_line``, ``_record``, ...)
+    would clash with a column the validation query or the raw table adds.
+    """
+    lowered = [name.lower() for name in names]
+    duplicates = sorted({n for n in lowered if lowered.count(n) > 1})
+    if duplicates:
+        raise UnreadableFileError(f"{duplicates_message}: {', '.join(duplicates)}")
+    reserved = [name for name in names if is_reserved(name)]
+    if reserved:
+        columns = "column" if len(reserved) == 1 else "columns"
+        raise UnreadableFileError(
+            f"column name(s) reserved for the lake's own columns: {', '.join(reserved)} "
+            f"(rename the {columns})"
+        )
 
 
 def _stream(
@@ -359,6 +378,11 @@ def _open_parquet(path: Path) -> FileBatches:
         names = tuple(handle.schema_arrow.names)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UnreadableFileError(f"not a readable Parquet file: {exc}") from exc
+    try:
+        _check_names(names, "duplicate column names")
+    except UnreadableFileError:
+        handle.close()
+        raise
     # Refuse a column that cannot become text (a struct, a list) now, not half-way through.
     for column in handle.schema_arrow:
         try:

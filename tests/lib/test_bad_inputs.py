@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,9 +34,15 @@ import pytest
 from deltalake import DeltaTable
 
 import assets_project.lib.readers as readers
-from assets_project.lib.contracts import Column, Contract, load_contract
+from assets_project.lib.contracts import (
+    RESERVED_COLUMNS,
+    Column,
+    Contract,
+    is_reserved,
+    load_contract,
+)
 from assets_project.lib.ingest import IngestResult, ingest_file
-from assets_project.lib.lake import LakeLayout
+from assets_project.lib.lake import LakeLayout, lake_connection, raw_schema, register_delta
 from assets_project.lib.landing import UnsafePathError, resolve_inside, scan
 from assets_project.lib.readers import UnreadableFileError, open_file
 from assets_project.lib.replay import replay_dead_letters
@@ -547,3 +554,250 @@ def test_file_still_being_written_is_not_picked_up(layout: LakeLayout) -> None:
     ready, notes = scan(folder, settle_seconds=30, now=now)
     assert [d.relative for d in ready] == ["users/growing.csv"]
     assert notes == []
+
+
+# --- values the lake's readers cannot hold -------------------------------------------------
+
+OUT_OF_RANGE = "outside the supported range 0001-01-01..9999-12-31"
+
+
+def _readable_by_every_reader(uri: str) -> int:
+    """The whole table as pyarrow and DuckDB read it (both convert every value); its rows."""
+    table = DeltaTable(uri)
+    rows = table.to_pyarrow_table().to_pylist()
+    connection = lake_connection()
+    register_delta(connection, "t", table)
+    assert len(connection.sql("SELECT * FROM t").fetchall()) == len(rows)
+    return len(rows)
+
+
+def _reasons(dlq: list[dict]) -> dict[int, set[tuple[str, str]]]:
+    return {r["_source_line"]: {(x["column"], x["rule"]) for x in r["reasons"]} for r in dlq}
+
+
+def test_out_of_range_dates_and_timestamps_in_csv_go_to_the_dead_letter_table(
+    layout: LakeLayout,
+) -> None:
+    rows = [
+        user(1),
+        "2,a@b.co,2026-01-01,free,europe,infinity",
+        "3,a@b.co,2026-01-01,free,europe,-infinity",
+        "4,a@b.co,2026-01-01,free,europe,10000-01-01 00:00:00",
+        "5,a@b.co,-2026-01-05,free,europe,2026-01-02 10:00:00",
+        "6,a@b.co,2026-01-05 BC,free,europe,2026-01-02 10:00:00",
+        "7,a@b.co,epoch,free,europe,2026-01-02 10:00:00",
+        "8,a@b.co,2026-01-01,free,europe,9999-12-31T23:30:00-01:00",
+        "9,a@b.co,0001-01-01,free,europe,9999-12-31 23:59:59.999999",
+        "10,a@b.co,9999-12-31,free,europe,0001-01-01 00:00:00",
+    ]
+    data = "\n".join([USERS_HEADER, *rows, ""]).encode()
+    _, raw, dlq = _ingest(layout, "users", "range.csv", data, 10)
+    assert [r["_source_line"] for r in raw] == [1, 9, 10]
+    assert _reasons(dlq) == {
+        2: {("updated_at", OUT_OF_RANGE)},
+        3: {("updated_at", OUT_OF_RANGE)},
+        4: {("updated_at", OUT_OF_RANGE)},
+        5: {("signup_date", OUT_OF_RANGE)},
+        6: {("signup_date", OUT_OF_RANGE)},
+        7: {("signup_date", "not a valid date")},
+        8: {("updated_at", OUT_OF_RANGE)},
+    }
+    assert json.loads(dlq[0]["record"])["updated_at"] == "infinity"
+    assert _readable_by_every_reader(layout.raw_uri("users")) == 3
+    assert _readable_by_every_reader(layout.dlq_uri("users")) == 7
+
+
+def test_out_of_range_values_in_json_lines_go_to_the_dead_letter_table(
+    layout: LakeLayout,
+) -> None:
+    def event(n: int, timestamp: str, amount: str = "1") -> str:
+        return (
+            (EVENT % n)
+            .replace("2026-01-05T10:11:12Z", timestamp)
+            .replace('"properties":{}', f'"properties":{{"amount":{amount}}}')
+        )
+
+    lines = [
+        event(1, "2026-01-05T10:11:12Z"),
+        event(2, "infinity"),
+        event(3, "-infinity"),
+        event(4, "10000-01-01T00:00:00Z"),
+        event(5, "-2026-01-05T10:00:00Z"),
+        event(6, "epoch"),
+        event(7, "2026-01-05T10:11:12Z", "12.345"),
+        event(8, "2026-01-05T10:11:12Z", "-0.001"),
+    ]
+    _, raw, dlq = _ingest(layout, "user_events", "range.jsonl", "\n".join(lines).encode(), 8)
+    assert [r["_source_line"] for r in raw] == [1]
+    fraction = ("amount", "more than 2 digits after the decimal point")
+    assert _reasons(dlq) == {
+        2: {("event_timestamp", OUT_OF_RANGE)},
+        3: {("event_timestamp", OUT_OF_RANGE)},
+        4: {("event_timestamp", OUT_OF_RANGE)},
+        5: {("event_timestamp", OUT_OF_RANGE)},
+        6: {("event_timestamp", "not a valid timestamp")},
+        7: {fraction},
+        8: {fraction, ("amount", "below minimum 0")},
+    }
+    assert _readable_by_every_reader(layout.raw_uri("user_events")) == 1
+
+
+def test_decimals_in_csv_are_rejected_not_rounded(layout: LakeLayout) -> None:
+    prices = ["19.99", "12.345", "-0.001", "12345678901.00", "7.500"]
+    rows = [f"{n},Pen,books,{p},2026-01-02 10:00:00" for n, p in enumerate(prices, start=1)]
+    data = "\n".join([PRODUCTS_HEADER, *rows, ""]).encode()
+    _, raw, dlq = _ingest(layout, "products", "prices.csv", data, 5)
+    assert [(r["_source_line"], str(r["unit_price"])) for r in raw] == [(1, "19.99"), (5, "7.50")]
+    fraction = ("unit_price", "more than 2 digits after the decimal point")
+    assert _reasons(dlq) == {
+        2: {fraction},
+        3: {fraction, ("unit_price", "below minimum 0")},
+        4: {
+            ("unit_price", "more than 10 digits before the decimal point"),
+            ("unit_price", "above maximum 100000"),
+        },
+    }
+
+
+def test_parquet_temporal_and_decimal_values_out_of_range_go_to_the_dead_letter_table(
+    layout: LakeLayout, tmp_path: Path
+) -> None:
+    """Typed Parquet columns are read as text, so their values meet the same rules."""
+    micros = [
+        1_767_348_000_000_000,  # 2026-01-02 10:00
+        253_402_300_800_000_000,  # 10000-01-01
+        -62_135_596_800_000_001,  # a microsecond before 0001-01-01
+        2**62,  # beyond what pyarrow can even print
+        253_402_300_799_999_999,  # 9999-12-31 23:59:59.999999
+    ]
+    products = pa.table(
+        {
+            "product_id": pa.array([1, 2, 3, 4, 5], pa.int64()),
+            "name": ["Pen"] * 5,
+            "category": ["books"] * 5,
+            "unit_price": pa.array(
+                [
+                    Decimal("1.500"),
+                    Decimal("2.000"),
+                    Decimal("3.000"),
+                    Decimal("4.000"),
+                    Decimal("12.345"),
+                ],
+                pa.decimal128(12, 3),
+            ),
+            "updated_at": pa.array(micros, pa.timestamp("us")),
+        }
+    )
+    pq.write_table(products, tmp_path / "p.parquet")
+    data = (tmp_path / "p.parquet").read_bytes()
+    _, raw, dlq = _ingest(layout, "products", "range.parquet", data, 5)
+    assert [(r["_source_line"], str(r["unit_price"])) for r in raw] == [(1, "1.50")]
+    assert _reasons(dlq) == {
+        2: {("updated_at", OUT_OF_RANGE)},
+        3: {("updated_at", OUT_OF_RANGE)},
+        4: {("updated_at", "not a valid timestamp")},
+        5: {("unit_price", "more than 2 digits after the decimal point")},
+    }
+    assert _readable_by_every_reader(layout.raw_uri("products")) == 1
+
+    days = [20_455, 2_932_897, -719_163, 2**31 - 1]  # 2026-01-02, 10000-01-01, 0000-12-31
+    users = pa.table(
+        {
+            "user_id": pa.array([1, 2, 3, 4], pa.int64()),
+            "email": ["a@b.co"] * 4,
+            "signup_date": pa.array(days, pa.date32()),
+            "user_tier": ["free"] * 4,
+            "geographic_region": ["europe"] * 4,
+            "updated_at": [dt.datetime(2026, 1, 2, 10)] * 4,
+        }
+    )
+    pq.write_table(users, tmp_path / "u.parquet")
+    data = (tmp_path / "u.parquet").read_bytes()
+    _, raw, dlq = _ingest(layout, "users", "range.parquet", data, 4)
+    assert [(r["_source_line"], r["signup_date"]) for r in raw] == [(1, dt.date(2026, 1, 2))]
+    assert _reasons(dlq) == {
+        2: {("signup_date", OUT_OF_RANGE)},
+        3: {("signup_date", OUT_OF_RANGE)},
+        4: {("signup_date", "not a valid date")},
+    }
+    assert _readable_by_every_reader(layout.raw_uri("users")) == 1
+
+
+# --- column names the lake uses itself -----------------------------------------------------
+
+# Every name the raw table's metadata or the validation query uses, and variants DuckDB (whose
+# identifiers ignore case) takes for the same column.
+COLLIDING_NAMES = [
+    *sorted(RESERVED_COLUMNS),
+    "__original_0",
+    "__original_6",
+    "_Source_Line",
+    "_RECORD",
+]
+
+
+def test_every_internal_column_name_is_reserved() -> None:
+    assert {f.name for f in raw_schema(load_contract("users"))} - {
+        c.name for c in load_contract("users").columns
+    } <= RESERVED_COLUMNS
+    assert {"_line_text", "_record", "_reasons", "_parse_ok", "_values"} <= RESERVED_COLUMNS
+    assert all(is_reserved(name) for name in COLLIDING_NAMES)
+    assert not any(is_reserved(name) for name in ("source", "record", "_note", "a__b"))
+
+
+@pytest.mark.parametrize("name", COLLIDING_NAMES)
+def test_a_csv_header_with_a_reserved_name_is_refused(layout: LakeLayout, name: str) -> None:
+    data = f"{USERS_HEADER},{name}\n{user(1)},x\n2,bad,2026-01-01,free,europe,2026-01-02,y\n"
+    reason = _refused(layout, "users", "clash.csv", data.encode(), "reserved")
+    assert reason == (
+        f"column name(s) reserved for the lake's own columns: {name} (rename the column)"
+    )
+
+
+@pytest.mark.parametrize("name", COLLIDING_NAMES)
+def test_a_parquet_column_with_a_reserved_name_is_refused(
+    layout: LakeLayout, tmp_path: Path, name: str
+) -> None:
+    table = pa.table(
+        {
+            "product_id": [1],
+            "name": ["Pen"],
+            "category": ["books"],
+            "unit_price": [1.5],
+            "updated_at": [dt.datetime(2026, 1, 2, 10)],
+            name: ["x"],
+        }
+    )
+    pq.write_table(table, tmp_path / "p.parquet")
+    data = (tmp_path / "p.parquet").read_bytes()
+    reason = _refused(layout, "products", "clash.parquet", data, "reserved")
+    assert name in reason
+
+
+def test_header_names_that_differ_only_in_case_are_duplicates(
+    layout: LakeLayout, tmp_path: Path
+) -> None:
+    """DuckDB identifiers ignore case: Email and email would read the same column."""
+    data = f"{USERS_HEADER},Email\n{user(1)},x@y.co\n".encode()
+    _refused(layout, "users", "case.csv", data, r"^duplicate column names in header: email$")
+    table = pa.table({"product_id": [1], "Product_ID": [2]})
+    pq.write_table(table, tmp_path / "p.parquet")
+    _refused(
+        layout,
+        "products",
+        "case.parquet",
+        (tmp_path / "p.parquet").read_bytes(),
+        r"^duplicate column names: product_id$",
+    )
+
+
+def test_json_keys_named_like_internal_columns_are_carried_as_they_are(
+    layout: LakeLayout,
+) -> None:
+    """A JSON line is validated by path: other keys, whatever their names, stay in the line."""
+    extra = ',"_record":"r","_reasons":[],"_source_line":99,"_values":1,"__original_0":"o"}'
+    good = (EVENT % 1)[:-1] + extra
+    bad = (EVENT % 2).replace('"click"', '"hover"')[:-1] + extra
+    _, raw, dlq = _ingest(layout, "user_events", "keys.jsonl", f"{good}\n{bad}\n".encode(), 2)
+    assert [(r["_source_line"], r["event_type"]) for r in raw] == [(1, "click")]
+    assert [(r["_source_line"], r["record"]) for r in dlq] == [(2, bad)]

@@ -115,3 +115,48 @@ def test_dimension_tables_are_partitioned_by_year() -> None:
     assert load_contract("users").partition_granularity == "year"
     assert load_contract("products").partition_granularity == "year"
     assert load_contract("user_events").partition_granularity == "day"
+
+
+def _with_email_regex(tmp_path: Path, pattern: str) -> Path:
+    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
+    assert data["columns"][1]["name"] == "email"
+    data["columns"][1]["regex"] = pattern
+    (tmp_path / "users.yml").write_text(yaml.safe_dump(data))
+    return tmp_path
+
+
+def test_a_regex_the_validation_engine_cannot_run_is_refused_at_load(tmp_path: Path) -> None:
+    """Python's re takes a lookahead; DuckDB's RE2, which runs the rule, does not."""
+    directory = _with_email_regex(tmp_path, "^(?=.*@)[^@]+@[^@]+$")
+    with pytest.raises(ContractError) as error:
+        load_contract("users", directory)
+    text = str(error.value)
+    assert str(directory / "users.yml") in text
+    assert "columns.1" in text
+    assert "regex of column email is not valid for RE2" in text
+    assert "(?=" in text
+
+
+def test_an_re2_pattern_that_python_cannot_compile_loads_and_runs(tmp_path: Path) -> None:
+    from assets_project.lib.validation import compile_validation, new_connection, run_validation
+
+    contract = load_contract("users", _with_email_regex(tmp_path, r"^\p{L}+@[[:alnum:].]+$"))
+    columns = ("user_id", "email", "signup_date", "user_tier", "geographic_region", "updated_at")
+    rows = [["1", "2"], ["\u00e9mile@b.co", "x1@b.co"], ["2026-01-01"] * 2, ["free"] * 2]
+    rows += [["europe"] * 2, ["2026-01-02 10:00:00"] * 2]
+    batch = pa.table(
+        {"_source_line": pa.array([1, 2], pa.int64())} | dict(zip(columns, rows, strict=True))
+    )
+    query = compile_validation(contract, columns)
+    valid, rejected = run_validation(new_connection(), query, batch)
+    assert valid["email"].to_pylist() == ["\u00e9mile@b.co"]
+    assert rejected["_source_line"].to_pylist() == [2]
+
+
+@pytest.mark.parametrize("name", ["_source", "_source_line", "_reasons", "__original_0"])
+def test_a_contract_column_may_not_take_a_reserved_name(tmp_path: Path, name: str) -> None:
+    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
+    data["columns"].append({"name": name, "type": "varchar", "description": "Clash."})
+    (tmp_path / "users.yml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ContractError, match=f"{name!r} is reserved for the lake's own columns"):
+        load_contract("users", tmp_path)

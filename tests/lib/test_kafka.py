@@ -257,3 +257,45 @@ def test_files_and_the_topic_share_the_raw_and_dead_letter_tables(
     assert len(letters) == streamed.rows_rejected + filed.rows_rejected
     raw = DeltaTable(layout.raw_uri("user_events")).count()
     assert raw == streamed.rows_written + filed.rows_written
+
+
+def test_out_of_range_times_and_overprecise_amounts_are_dead_letters(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+) -> None:
+    """A message stamped 'infinity' or year 10000 must not make the raw table unreadable."""
+    from assets_project.lib.lake import lake_connection, register_delta
+
+    def event(n: int, timestamp: str, amount: str = "1") -> bytes:
+        return (
+            f'{{"event_id":"0a1b2c3d-0000-4000-8000-{n:012d}","user_id":1,'
+            f'"event_type":"purchase","event_timestamp":"{timestamp}",'
+            f'"properties":{{"amount":{amount}}}}}'
+        ).encode()
+
+    bad = {
+        event(2, "infinity"): "event_timestamp: outside the supported range",
+        event(3, "-infinity"): "event_timestamp: outside the supported range",
+        event(4, "10000-01-01T00:00:00Z"): "event_timestamp: outside the supported range",
+        event(5, "9999-12-31T23:30:00-01:00"): "event_timestamp: outside the supported range",
+        event(6, "epoch"): "event_timestamp: not a valid timestamp",
+        event(7, "2026-01-05T10:11:12Z", "12.345"): "amount: more than 2 digits after",
+    }
+    _publish(kafka_broker, kafka_topic, [event(1, "2026-01-05T10:11:12Z"), *bad], partitions=1)
+    first = _ingest(kafka_broker, layout, kafka_topic)
+    assert (first.rows_in, first.rows_written, first.rows_rejected) == (7, 1, 6)
+    letters = {
+        r["record"].encode(): r["reason"]
+        for r in _rows(layout.dlq_uri("user_events"), ["record", "reason"])
+    }
+    assert set(letters) == set(bad)
+    for message, reason in bad.items():
+        assert letters[message].startswith(reason)
+
+    _publish(kafka_broker, kafka_topic, [event(8, "2026-01-06T10:11:12Z")], partitions=1)
+    second = _ingest(kafka_broker, layout, kafka_topic, batch="run-2")
+    assert (second.rows_in, second.rows_written) == (1, 1)
+    raw = DeltaTable(layout.raw_uri("user_events"))
+    rows = raw.to_pyarrow_table().to_pylist()
+    connection = lake_connection()
+    register_delta(connection, "raw", raw)
+    assert len(connection.sql("SELECT * FROM raw").fetchall()) == len(rows) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -15,6 +15,7 @@ from assets_project.lib.contracts import load_contract
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.postgres import (
     PermanentSourceError,
+    Watermarks,
     extract_table,
     is_transient,
     read_watermarks,
@@ -255,3 +256,83 @@ def test_a_connection_killed_during_the_extraction_is_retried_and_loses_nothing(
     assert retry.statistics["attempt_number"] == 2
     assert result.rows_in == 2000
     assert_lake_equals_source(postgres_url, layout)
+
+
+OUT_OF_RANGE = "outside the supported range 0001-01-01..9999-12-31"
+# (created_at, updated_at) as PostgreSQL takes them; its COPY writes them back as text such as
+# 'infinity', '2026-01-05 BC' or '10000-01-01 00:00:00'.
+UNSUPPORTED_TIMES = {
+    900001: ("now", "infinity"),
+    900002: ("now", "-infinity"),
+    900003: ("2026-01-05 BC", "now"),
+    900004: ("now", "10000-01-01 00:00:00"),
+    900005: ("infinity", "now"),
+    900006: ("now", "0044-03-15 10:00:00 BC"),
+}
+
+
+def _readable(uri: str) -> int:
+    """Rows of the Delta table at ``uri`` as pyarrow and DuckDB read them (every value)."""
+    from assets_project.lib.lake import lake_connection, register_delta
+
+    table = DeltaTable(uri)
+    rows = table.to_pyarrow_table().num_rows
+    connection = lake_connection()
+    register_delta(connection, "t", table)
+    assert len(connection.sql("SELECT * FROM t").fetchall()) == rows
+    return rows
+
+
+@pytest.mark.parametrize("column_type", ["timestamp", "timestamptz"])
+def test_infinite_bc_and_far_future_times_are_dead_letters_and_runs_keep_flowing(
+    postgres_url: str, layout: LakeLayout, column_type: str
+) -> None:
+    """'infinity' is PostgreSQL's usual "never": it must not become the watermark, break the
+    snapshot query or the lake; its row is a dead letter and later runs go on."""
+    loaded = init_orders(postgres_url, size=2000, seed=11, defects=0.0)
+    with psycopg.connect(postgres_url) as connection:
+        connection.execute("SET TIME ZONE 'UTC'")
+        if column_type == "timestamptz":
+            connection.execute(
+                "ALTER TABLE orders ALTER COLUMN created_at TYPE timestamptz, "
+                "ALTER COLUMN updated_at TYPE timestamptz"
+            )
+        for order_id, (created, updated) in UNSUPPORTED_TIMES.items():
+            connection.execute(
+                "INSERT INTO orders VALUES (%s, 1, 1, 1, 9.99, 'paid', %s, %s)",
+                [order_id, created, updated],
+            )
+        finite = "SELECT max(updated_at) FROM orders WHERE order_id NOT IN (900001, 900004)"
+        (newest,) = connection.execute(finite).fetchone() or (None,)
+    assert newest is not None
+    newest = newest.astimezone(UTC).replace(tzinfo=None) if newest.tzinfo else newest
+
+    first = _extract(postgres_url, layout, "b1")
+    assert first.rows_in == loaded + len(UNSUPPORTED_TIMES)
+    assert (first.rows_written, first.rows_rejected) == (loaded, len(UNSUPPORTED_TIMES))
+    assert first.watermark == newest
+    assert read_watermarks(layout, ORDERS) == Watermarks(raw=newest, dead_letter=newest)
+    letters = {int(r["order_id"]): r for r in dead_letter(layout)}
+    assert sorted(letters) == sorted(UNSUPPORTED_TIMES)
+    for order_id, (created, _) in UNSUPPORTED_TIMES.items():
+        column = "updated_at" if created == "now" else "created_at"
+        assert letters[order_id]["_reason"].startswith(f"{column}: {OUT_OF_RANGE} (got '")
+    assert letters[900001]["updated_at"] == "infinity"
+    assert _readable(layout.raw_uri("orders")) == loaded
+    assert _readable(layout.dlq_uri("orders")) == len(UNSUPPORTED_TIMES)
+
+    with psycopg.connect(postgres_url) as connection:
+        connection.execute(
+            "INSERT INTO orders VALUES (900100, 1, 1, 2, 5.00, 'paid', now(), now())"
+        )
+    second = _extract(postgres_url, layout, "b2")
+    assert second.mode == "merge"
+    assert second.rows_written == 1
+    assert second.watermark is not None and second.watermark > newest
+    # Read again and already in the dead-letter table: the rows stamped infinity and year
+    # 10000 (after any watermark) and the two updated now (inside the overlap).
+    assert second.rejects_already_in_dead_letter == 4
+    assert second.rows_rejected == 4
+    assert 900100 in {row[0] for row in lake_orders(layout)}
+    assert sorted(int(r["order_id"]) for r in dead_letter(layout)) == sorted(UNSUPPORTED_TIMES)
+    assert _readable(layout.raw_uri("orders")) == loaded + 1

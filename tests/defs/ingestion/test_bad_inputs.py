@@ -7,9 +7,10 @@ file that must not be read is not, and a good file dropped afterwards still flow
 requests it on its next tick, with the cursor it returned, and the run ingests it).
 
 Whole-file problems are quarantined: no header, a header that does not fit the contract
-(semicolons, duplicates, a required column missing, not UTF-8), an empty JSON-lines file, a
-Parquet file that is truncated, has a nested column, or stores a contract column in a physical
-type that cannot hold it (``updated_at`` as int64). Everything else is decided per row.
+(semicolons, duplicates, a required column missing, not UTF-8, a name the lake reserves for its
+own columns), an empty JSON-lines file, a Parquet file that is truncated, has a nested column,
+or stores a contract column in a physical type that cannot hold it (``updated_at`` as int64).
+Everything else is decided per row.
 """
 
 from __future__ import annotations
@@ -189,6 +190,20 @@ WHOLE_FILE_PROBLEMS = [
         _parquet(meta=[{"colour": "red"}]),
         "column meta of type struct<colour: string> cannot be read as text",
         id="parquet-nested-column",
+    ),
+    pytest.param(
+        USERS,
+        "clash.csv",
+        f"{USERS_HEADER},_source_line\n{_user(1)},7\n".encode(),
+        "column name(s) reserved for the lake's own columns: _source_line (rename the column)",
+        id="reserved-csv-header",
+    ),
+    pytest.param(
+        PRODUCTS,
+        "clash.parquet",
+        _parquet(__original_0=["x"]),
+        "column name(s) reserved for the lake's own columns: __original_0 (rename the column)",
+        id="reserved-parquet-column",
     ),
 ]
 
