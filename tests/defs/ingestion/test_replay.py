@@ -17,6 +17,7 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
+from assets_project.definitions import defs
 from assets_project.defs.ingestion.files import file_drop_assets
 from assets_project.defs.ingestion.kafka import kafka_assets
 from assets_project.defs.ingestion.postgres import database_source_assets
@@ -188,3 +189,19 @@ def test_cli_runs_the_replay_job_on_the_instance_in_dagster_home(
         assert run is not None and run.job_name == REPLAY_JOB_NAME
         assert f"Dagster run {run.run_id}" in out
         assert instance.get_latest_materialization_event(dg.AssetKey(["raw", "orders"])) is None
+
+
+def test_a_replay_makes_eager_staging_models_rebuild(
+    replayable: tuple[LakeLayout, LakeLayout, dict[str, int]],
+) -> None:
+    lake, _, _ = replayable
+    job = _definitions(lake).resolve_job_def(REPLAY_JOB_NAME)
+    staging = dg.AssetSelection.assets(dg.AssetKey(["stg_users"]))
+    with dg.instance_for_test() as instance:
+        before = dg.evaluate_automation_conditions(defs, instance, asset_selection=staging)
+        assert before.total_requested == 0  # raw/users was never materialized
+        job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(["raw", "users"])])
+        after = dg.evaluate_automation_conditions(
+            defs, instance, asset_selection=staging, cursor=before.cursor
+        )
+        assert after.get_num_requested(dg.AssetKey(["stg_users"])) == 1
