@@ -41,9 +41,10 @@ class FileDropConfig(dg.Config):
 
     path: str | None = None
     """File under the landing folder, e.g. ``users/users_0001.csv``; empty: every ready file."""
-    replay_dead_letters: bool = False
-    """Read no channel: move the dead letters that pass the current contract into the raw
-    table, exactly once (``dead_letter_replay_job`` sets this)."""
+    replay_dead_letters: bool | None = None
+    """True: read no channel, move the dead letters that pass the current contract into the
+    raw table, exactly once (``dead_letter_replay_job`` sets this). Unset, not false, by
+    default, so the run config of every other run stays as it was."""
 
 
 def raw_asset_key(source: str) -> dg.AssetKey:
