@@ -158,10 +158,11 @@ def test_replay_job_runs_only_the_selected_sources(
     assert DeltaTable(lake.dlq_uri("users")).count() == dead["users"]
 
 
-def test_cli_runs_the_replay_job_on_the_instance_in_dagster_home(
+def test_two_cli_replays_at_once_are_two_runs_that_move_each_record_once(
     replayable: tuple[LakeLayout, LakeLayout, dict[str, int]], tmp_path: Path
 ) -> None:
-    lake, reference, _ = replayable
+    """Two ``python -m assets_project.dlq replay users products`` at once on one instance."""
+    lake, reference, dead = replayable
     home = tmp_path / "dagster_home"
     env = {
         "DATA_DIR": str(lake.data_dir),
@@ -169,25 +170,39 @@ def test_cli_runs_the_replay_job_on_the_instance_in_dagster_home(
         "DAGSTER_HOME": str(home),
         "PATH": "/usr/bin:/bin",
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "assets_project.dlq", "replay", "users", "products"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
+    home.mkdir()
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # as `make dev` left it
+        assert instance.get_runs(limit=1) == []
+        assert instance.get_latest_materialization_event(dg.AssetKey(["raw", "users"])) is None
+    command = [sys.executable, "-m", "assets_project.dlq", "replay", "users", "products"]
+    children = [
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=600) for child in children]
+    assert [child.returncode for child in children] == [0, 0], [err for _, err in outputs]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for name in ("users", "products"):
-            event = instance.get_latest_materialization_event(dg.AssetKey(["raw", name]))
-            assert event is not None and event.asset_materialization is not None
-            values = {k: v.value for k, v in event.asset_materialization.metadata.items()}
-            assert values["channel"] == "replay"
-            assert f"{name}: {values['rows_in']} dead letters examined" in out
-            assert f"{values['rows_written']} moved to raw" in out
+            records = instance.fetch_materializations(dg.AssetKey(["raw", name]), limit=10).records
+            assert len(records) == 2  # one materialization per run
+            values = [
+                {k: v.value for k, v in r.asset_materialization.metadata.items()} for r in records
+            ]
+            assert {v["channel"] for v in values} == {"replay"}
+            still = DeltaTable(reference.dlq_uri(name)).count()
+            # Between them the two runs moved every record that passes now, once.
+            assert sum(v["rows_written"] for v in values) == dead[name] - still
             assert _identities(lake.raw_uri(name)) == _identities(reference.raw_uri(name))
-        run = instance.get_run_by_id(event.run_id)
-        assert run is not None and run.job_name == REPLAY_JOB_NAME
-        assert f"Dagster run {run.run_id}" in out
+            assert _identities(lake.dlq_uri(name)) == _identities(reference.dlq_uri(name))
+            for record in records:
+                run = instance.get_run_by_id(record.run_id)
+                assert run is not None and run.job_name == REPLAY_JOB_NAME
+                assert any(f"Dagster run {run.run_id}" in out for out, _ in outputs)
+                assert any(
+                    f"{name}: {dead[name]} dead letters examined" in out for out, _ in outputs
+                )
         assert instance.get_latest_materialization_event(dg.AssetKey(["raw", "orders"])) is None
 
 
