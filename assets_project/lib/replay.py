@@ -13,13 +13,19 @@ Exactly once, also when replays run at the same time (two CLI calls, two Dagster
   snapshot also carries (``ConcurrentTransaction``): of two replays that both found a record
   missing from raw, only the first to commit appends it; the other's commit fails, and it
   starts over from fresh snapshots, where it finds the record in raw.
-* The dead-letter delete rewrites the files holding the moved rows, on the snapshot the replay
-  read; a concurrent delete of the same files makes it fail (``ConcurrentDeleteDelete``), so a
-  surviving row is never written back twice. It carries the same app transaction.
+* The dead-letter delete (of every record that passes now: moved by this replay or found in
+  raw) runs on the dead-letter table's newest snapshot and rewrites the files holding those
+  rows; when a concurrent commit also rewrote them (another replay's delete,
+  ``ConcurrentDeleteDelete``) it fails instead of writing the surviving rows back a second
+  time, and is retried on its own: the rows it deletes are in raw either way. It carries the
+  same app transaction.
 * Interrupted between the two commits (a crash, kill -9), the next replay finds the rows
   already in raw under their identity, writes nothing new and finishes the delete.
 
-A replay that loses a commit race starts over, at most :data:`REPLAY_ATTEMPTS` times.
+The delta-rs conflict checker (``check_for_updated_application_transaction_ids_that_current_
+txn_depends_on``) counts the app ids of a commit's own ``txn`` actions as read, which is what
+makes two appends with the same app id conflict. Each step is tried at most
+:data:`REPLAY_ATTEMPTS` times.
 """
 
 from __future__ import annotations
@@ -58,7 +64,8 @@ T = TypeVar("T")
 
 IDENTITY = ("_source", "_source_line", "_batch_id")
 REPLAY_ATTEMPTS = 8
-"""How many times a replay that lost a commit race to a concurrent writer starts over."""
+"""How many times each step of a replay (raw append, dead-letter delete) is tried while it
+loses its commit race to concurrent writers."""
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,7 @@ class ReplayResult:
     still_rejected: int
     already_in_raw: int = 0
     attempts: int = 1
+    """Commits tried: 1 + the commit races lost (and retried) to concurrent writers."""
     raw_version: int | None = None
     dlq_version: int | None = None
     """Versions of the raw and dead-letter tables after the replay."""
@@ -256,24 +264,21 @@ def replay_dead_letters(
     way). ``attempts`` bounds the tries of each of the two steps.
     """
     hook = crash_hook or (lambda _step: None)
-    tries = 0
-    moved = _retrying(
+    moved, raw_tries = _retrying(
         lambda: _move_to_raw(layout, contract, run_id, hook), contract, "raw", attempts
     )
     if moved is None:
         return ReplayResult(examined=0, now_valid=0, moved=0, still_rejected=0)
-    tries += moved[1]
-    deleted = _retrying(
-        lambda: _delete_from_dead_letter(layout, contract, moved[0]),
+    _, delete_tries = _retrying(
+        lambda: _delete_from_dead_letter(layout, contract, moved),
         contract,
         "dead-letter",
         attempts,
     )
-    tries += deleted[1] - 1
     hook("dead_letter_committed")
     return replace(
-        moved[0].result,
-        attempts=tries,
+        moved.result,
+        attempts=raw_tries + delete_tries - 1,
         raw_version=DeltaTable(layout.raw_uri(contract.name)).version(),
         dlq_version=DeltaTable(layout.dlq_uri(contract.name)).version(),
     )
