@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import yaml
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
 
 from assets_project.lib.contracts import CONTRACTS_DIR, load_contract
 from assets_project.lib.ingest import ingest_file
@@ -273,3 +275,24 @@ def test_kill_9_during_a_replay_then_a_replay_moves_each_record_once(
     assert result.already_in_raw == (1 if step == "raw_committed" else 0)
     assert _records_in_raw_once(layout) == [1, 2]
     assert _dlq_lines(layout) == [3, 4]
+
+
+def test_delta_refuses_a_second_commit_with_the_same_app_id_on_a_stale_snapshot(
+    tmp_path: Path,
+) -> None:
+    """The delta-rs behaviour the replay's exactly-once rests on (pinned against upgrades)."""
+    schema = pa.schema([pa.field("x", pa.int64())])
+    uri = str(tmp_path / "t")
+    DeltaTable.create(uri, schema)
+    first, second, other = DeltaTable(uri), DeltaTable(uri), DeltaTable(uri)  # one snapshot
+    rows = pa.table({"x": [1]}, schema=schema)
+
+    def commit(app_id: str) -> CommitProperties:
+        return CommitProperties(app_transactions=[Transaction(app_id, 1)])
+
+    write_deltalake(first, rows, mode="append", commit_properties=commit("replay:users"))
+    with pytest.raises(CommitFailedError):
+        write_deltalake(second, rows, mode="append", commit_properties=commit("replay:users"))
+    # An append with another app id (a file ingestion's) does not conflict with it.
+    write_deltalake(other, rows, mode="append", commit_properties=commit("file-abc"))
+    assert DeltaTable(uri).to_pyarrow_table()["x"].to_pylist() == [1, 1]
