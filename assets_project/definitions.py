@@ -9,6 +9,7 @@ from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
 from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.ingestion.postgres import database_source_assets, extraction_schedules
+from assets_project.defs.ingestion.replay import dead_letter_replay_job
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 from assets_project.defs.schedules import daily_marts_schedule, marts_job
@@ -24,7 +25,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 defs = dg.Definitions(
     assets=[*file_drop_assets, *database_source_assets, *kafka_assets, shop_dbt_models],
     asset_checks=[*contract_checks, *schema_drift_checks],
-    jobs=[marts_job],
+    jobs=[marts_job, dead_letter_replay_job],
     schedules=[daily_marts_schedule, *extraction_schedules],
     sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor],
     resources={

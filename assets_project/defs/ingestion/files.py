@@ -15,6 +15,7 @@ import dagster as dg
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from assets_project.defs.ingestion.replay import replay_metadata
 from assets_project.defs.metadata import table_metadata
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.contracts import Contract, load_contract, source_names
@@ -40,6 +41,10 @@ class FileDropConfig(dg.Config):
 
     path: str | None = None
     """File under the landing folder, e.g. ``users/users_0001.csv``; empty: every ready file."""
+    replay_dead_letters: bool | None = None
+    """True: read no channel, move the dead letters that pass the current contract into the
+    raw table, exactly once (``dead_letter_replay_job`` sets this). Unset, not false, by
+    default, so the run config of every other run stays as it was."""
 
 
 def raw_asset_key(source: str) -> dg.AssetKey:
@@ -149,6 +154,15 @@ def lake_table_metadata(lake: LakeResource, contract: Contract) -> dict[str, obj
     }
 
 
+def replay_into_raw(
+    context: dg.AssetExecutionContext, lake: LakeResource, contract: Contract
+) -> dg.MaterializeResult:
+    """Replay mode of every raw asset: move the dead letters that pass now into the raw table
+    (see :mod:`assets_project.defs.ingestion.replay`)."""
+    metadata = replay_metadata(context, lake, contract)
+    return dg.MaterializeResult(metadata={**metadata, **lake_table_metadata(lake, contract)})
+
+
 def ingest_file_drops(
     context: dg.AssetExecutionContext,
     config: FileDropConfig,
@@ -204,6 +218,8 @@ def build_file_drop_asset(contract: Contract) -> dg.AssetsDefinition:
     def _raw_asset(
         context: dg.AssetExecutionContext, config: FileDropConfig, lake: LakeResource
     ) -> dg.MaterializeResult:
+        if config.replay_dead_letters:
+            return replay_into_raw(context, lake, contract)
         return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
 
     return _raw_asset

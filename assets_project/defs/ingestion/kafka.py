@@ -27,6 +27,7 @@ from assets_project.defs.ingestion.files import (
     lake_table_metadata,
     raw_asset_args,
     raw_asset_key,
+    replay_into_raw,
 )
 from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.lib.contracts import Contract
@@ -166,6 +167,8 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
         lake: LakeResource,
         kafka: KafkaResource,
     ) -> dg.MaterializeResult:
+        if config.replay_dead_letters:
+            return replay_into_raw(context, lake, contract)
         files = config.channel == "files" or (
             config.channel == "auto"
             and (config.path is not None or (not kafka.configured and "files" in contract.channels))

@@ -22,6 +22,7 @@ from assets_project.defs.ingestion.files import (
     lake_table_metadata,
     raw_asset_args,
     raw_asset_key,
+    replay_into_raw,
 )
 from assets_project.defs.resources import LakeResource, PostgresResource
 from assets_project.lib.contracts import Contract
@@ -142,6 +143,8 @@ def build_database_source_asset(contract: Contract) -> dg.AssetsDefinition:
         lake: LakeResource,
         postgres: PostgresResource,
     ) -> dg.MaterializeResult:
+        if config.replay_dead_letters:
+            return replay_into_raw(context, lake, contract)
         if _channel(config, postgres) == "files":
             return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
         result = _extract(context, config, lake, postgres, contract)
