@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -93,7 +93,7 @@ def _uuid_chars(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _fmt_ts(seconds: int, fmt: str = CSV_TIMESTAMP_FORMAT) -> str:
-    return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime(fmt)
+    return datetime.fromtimestamp(int(seconds), tz=UTC).strftime(fmt)
 
 
 def _fmt_date(day: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from assets_project.demo.generate import (
@@ -52,7 +52,7 @@ def test_late_events_are_in_the_last_file(
 ) -> None:
     def slice_start(index: int) -> datetime:
         seconds = BASE_S + index * (END_S - BASE_S) // FILES
-        return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(tzinfo=None)
+        return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
 
     earlier_lines: set[str] = set()
     for index, rows in enumerate(sources["user_events"].rows):
