@@ -133,7 +133,7 @@ def run_case(
     """Start a broker, publish ``events`` events (+ poison), time each implementation."""
     from assets_project.demo.produce import ensure_topic, event_lines, produce, with_poison
     from assets_project.lib.kafka import KafkaSettings
-    from assets_project.lib.tansu import TansuBroker
+    from tests.services.tansu import TansuBroker
 
     broker = TansuBroker.start()
     try:

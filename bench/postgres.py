@@ -242,9 +242,9 @@ def admin_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    from assets_project.demo.local_postgres import start_local_cluster
+    from tests.services.postgres_cluster import start_local_cluster
 
-    url, why = start_local_cluster(role="lakehouse_bench")  # not the tests' role
+    url, why = start_local_cluster(role_prefix="lakehouse_bench")  # not the tests' role
     if url is None:
         raise RuntimeError(f"no PostgreSQL for the benchmark: {why}; set DATABASE_URL")
     return url

@@ -12,7 +12,7 @@ import pytest
 
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.lake import LakeLayout
-from assets_project.lib.tansu import BrokerUnavailable, TansuBroker
+from tests.services.tansu import BrokerUnavailable, TansuBroker
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """A real PostgreSQL server for the tests: the one in DATABASE_URL, or the machine's cluster.
 
 Without DATABASE_URL the machine's PostgreSQL cluster (Debian's ``pg_ctlcluster``) is started
-when it is down, and a login role with a fresh random password is made for this test session.
+when it is down, and a login role of this test session's own (random name and password) is made, and dropped
+at the end.
 Each test gets a database of its own, dropped afterwards.
 """
 
@@ -16,7 +17,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from assets_project.demo.local_postgres import start_local_cluster
+from tests.services.postgres_cluster import drop_role, start_local_cluster
 
 _INSTALL = "apt-get install postgresql (then make test starts it), or set DATABASE_URL"
 
@@ -28,6 +29,7 @@ def postgres_server() -> Iterator[str]:
 
     url = os.environ.get("DATABASE_URL")
     why = ""
+    made_role = not url
     if not url:
         url, why = start_local_cluster()
     if url:
@@ -37,7 +39,11 @@ def postgres_server() -> Iterator[str]:
             url, why = None, f"cannot connect: {exc}"
     require_service(url is not None, f"PostgreSQL ({why})", _INSTALL)
     assert url is not None
-    yield url
+    try:
+        yield url
+    finally:
+        if made_role:
+            drop_role(url)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from assets_project.lib.contracts import load_contract
 from assets_project.lib.ingest import ingest_file
 from assets_project.lib.kafka import KafkaSettings
 from assets_project.lib.lake import LakeLayout
-from assets_project.lib.tansu import TansuBroker
+from tests.services.tansu import TansuBroker
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,7 @@ from assets_project.lib.kafka import (
     transaction_app_id,
 )
 from assets_project.lib.lake import LakeLayout
-from assets_project.lib.tansu import TansuBroker
+from tests.services.tansu import TansuBroker
 
 EVENTS = load_contract("user_events")
 

@@ -32,7 +32,7 @@ from assets_project.lib.kafka import (
     source_name,
 )
 from assets_project.lib.lake import LakeLayout
-from assets_project.lib.tansu import TansuBroker
+from tests.services.tansu import TansuBroker
 
 pytestmark = pytest.mark.slow
 

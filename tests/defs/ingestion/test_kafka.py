@@ -21,7 +21,7 @@ from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.demo.produce import ensure_topic, event_lines, produce, with_poison
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.kafka import KafkaSettings
-from assets_project.lib.tansu import TansuBroker
+from tests.services.tansu import TansuBroker
 
 BASE = load_contract("user_events")
 
