@@ -374,9 +374,10 @@ def _latest_run_failure(
     """
     runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
     if not runs:
-        if now - attempts.requested_at < LOST_RUN_SECONDS:
+        waited = now - attempts.requested_at
+        if waited < LOST_RUN_SECONDS:
             return None
-        return f"no run with run key {run_key} was found {now - attempts.requested_at:.0f}s after it was requested"
+        return f"no run with run key {run_key} was found {waited:.0f}s after it was requested"
     run = runs[0]
     if run.status in _FAILED:
         return run_error(instance, run)
@@ -418,29 +419,31 @@ def _step(
         error = _latest_run_failure(context.instance, run_key, drop, entry, now)
         if error is None:  # not ended: never requested twice
             return _Step(entry, note=f"{name}: attempt {n}/{most} requested" if n > 1 else None)
-        if n >= most:
-            reason = f"{drop.relative}: quarantined after {n} failed attempts; last error: {error}"
-            try:
-                target = quarantine(drop.path, lake.layout.quarantine_dir / contract.name, reason)
-            except OSError as exc:
-                return _Step(entry, note=f"{name}: could not be quarantined ({exc}), will retry")
-            context.log.warning(f"{reason} -> {target}")
-            return _Step(
-                None, note=f"{name}: quarantined after {n} failed attempts: {_first_line(error)}"
-            )
         delay = rules.backoff(n)
         entry = FileAttempts(n, entry.requested_at, retry_at=now + delay, error=error)
-        context.log.warning(
-            f"{drop.relative}: attempt {n}/{most} failed ({error}), retry after {delay:.0f}s"
+        if n < most:
+            context.log.warning(
+                f"{drop.relative}: attempt {n}/{most} failed ({error}), retry after {delay:.0f}s"
+            )
+    error = entry.error or "unknown error"
+    if n >= most:
+        reason = f"{drop.relative}: quarantined after {n} failed attempts; last error: {error}"
+        try:
+            target = quarantine(drop.path, lake.layout.quarantine_dir / contract.name, reason)
+        except OSError as exc:
+            return _Step(entry, note=f"{name}: could not be quarantined ({exc}), will retry")
+        context.log.warning(f"{reason} -> {target}")
+        return _Step(
+            None, note=f"{name}: quarantined after {n} failed attempts: {_first_line(error)}"
         )
     retry_at = entry.retry_at if entry.retry_at is not None else now
     if now >= retry_at:
         context.log.info(f"{drop.relative}: requesting attempt {n + 1}/{most}")
         return _Step(FileAttempts(attempt=n + 1, requested_at=now), request=n + 1)
-    error = _first_line(entry.error or "")
     return _Step(
         entry,
-        note=f"{name}: attempt {n}/{most} failed ({error}), retry after {retry_at - now:.0f}s",
+        note=f"{name}: attempt {n}/{most} failed ({_first_line(error)}), "
+        f"retry after {retry_at - now:.0f}s",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -122,6 +123,9 @@ def test_sensor_requests_one_run_per_file_then_nothing(
     # A restart with the stored cursor behaves like the second tick; a run key is stable.
     assert _tick(lake, first.cursor, instance).run_requests == []
     assert _tick(lake, None, instance).run_requests[0].run_key == request.run_key
+    # A cursor written before retries existed (the list of requested files) is still honoured.
+    old_cursor = json.dumps([request.run_key.removeprefix("users:")])
+    assert _tick(lake, old_cursor, instance).run_requests == []
 
 
 def test_half_written_file_is_not_requested(lake: LakeResource) -> None:
