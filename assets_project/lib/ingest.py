@@ -6,6 +6,13 @@ local Parquet file and then committed to the dead-letter table. Each commit carr
 app transaction named after the file's SHA-256, so a file whose content was ingested before is
 never appended again, even if it is dropped again or a run is retried after a crash between the
 two commits: each table is written at most once per content.
+
+A file that changes while it is read (a writer that paused longer than the settle time and
+resumed) is caught before either commit: its size, modification time and SHA-256 are taken
+before reading and compared again when the last batch has been read, inside the stream that
+the raw commit consumes, so a difference aborts the Delta write and :class:`FileChangedError`
+leaves both tables as they were. The price is a second sequential read of the file (for the
+hash); the size and time alone would miss a same-length rewrite within one timestamp tick.
 """
 
 from __future__ import annotations
@@ -37,6 +44,39 @@ from assets_project.lib.validation import compile_validation, new_connection, ru
 _HASH_CHUNK = 8 << 20
 
 
+class FileChangedError(Exception):
+    """The file changed while it was read; nothing was committed for it."""
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What a file was when reading began: size, modification time and content hash."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        """Stat, then hash: a write during the hash shows as a changed time or size later."""
+        stat = path.stat()
+        return cls(size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=file_sha256(path))
+
+    def check(self, path: Path) -> None:
+        """Raise :class:`FileChangedError` unless ``path`` is still this file."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise FileChangedError("the file disappeared while it was read") from None
+        if (stat.st_size, stat.st_mtime_ns) != (self.size, self.mtime_ns):
+            raise FileChangedError(
+                f"the file changed while it was read (size {self.size} -> {stat.st_size}, "
+                f"modified {(stat.st_mtime_ns - self.mtime_ns) / 1e9:+.3f}s)"
+            )
+        if file_sha256(path) != self.sha256:
+            raise FileChangedError("the file's content changed while it was read (same size)")
+
+
 @dataclass
 class IngestResult:
     """What happened to one file."""
@@ -51,6 +91,8 @@ class IngestResult:
     raw_version: int | None = None
     dlq_version: int | None = None
     seconds: float = 0.0
+    mtime_ns: int | None = None
+    """The file's modification time when it was read (with ``bytes``: what was committed)."""
     new_columns: tuple[str, ...] = ()
     ignored_columns: tuple[str, ...] = ()
     reject_reasons: dict[str, int] = field(default_factory=dict)
@@ -276,16 +318,32 @@ def _plan(path: Path, contract: Contract, table_schema: pa.Schema) -> Plan:
 
 
 class _Watched:
-    """The valid batches, remembering a reader error that a Delta writer would wrap."""
+    """The valid batches, then a check that the file is unchanged, before anything commits.
 
-    def __init__(self, batches: Iterator[pa.RecordBatch]):
+    Remembers a reader error or a change that a Delta writer would wrap, to raise it as itself.
+    """
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], path: Path, identity: FileIdentity):
         self._batches = batches
-        self.error: UnreadableFileError | None = None
+        self._path = path
+        self._identity = identity
+        self.error: UnreadableFileError | FileChangedError | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         try:
             yield from self._batches
+            # The last batch is read: the raw commit has not happened yet (write_deltalake
+            # commits only after its stream ends), nor has the dead-letter commit.
+            self._identity.check(self._path)
         except UnreadableFileError as exc:
+            # A reader error in a file that changed meanwhile is the change, not the file.
+            changed = _changed_instead(self._path, self._identity)
+            if changed is None:
+                self.error = exc
+                raise
+            self.error = changed
+            raise changed from exc
+        except FileChangedError as exc:
             self.error = exc
             raise
 
@@ -297,6 +355,15 @@ class _Watched:
             if self.error is not None:
                 raise self.error from None
             raise
+
+
+def _changed_instead(path: Path, identity: FileIdentity) -> FileChangedError | None:
+    """The change, if ``path`` is no longer the file ``identity`` describes."""
+    try:
+        identity.check(path)
+    except FileChangedError as exc:
+        return exc
+    return None
 
 
 def ingest_file(
@@ -311,25 +378,36 @@ def ingest_file(
 
     ``source`` is the file's name as recorded in ``_source`` (e.g. ``users/users_0001.csv``).
     Raises :class:`~assets_project.lib.readers.UnreadableFileError` when the file as a whole
-    cannot be taken (unreadable, or a required column missing); nothing is committed then.
+    cannot be taken (unreadable, or a required column missing), and :class:`FileChangedError`
+    when it changed while it was read; nothing is committed then.
     """
     started = time.perf_counter()
     batch_id = batch_id or uuid.uuid4().hex
-    sha = file_sha256(path)
-    result = IngestResult(source_file=source, sha256=sha, bytes=path.stat().st_size)
+    identity = FileIdentity.of(path)
+    sha = identity.sha256
+    result = IngestResult(
+        source_file=source, sha256=sha, bytes=identity.size, mtime_ns=identity.mtime_ns
+    )
     app_id = transaction_id(sha)
     raw = ensure_table(layout.raw_uri(contract.name), raw_schema(contract), [PARTITION_COLUMN])
     dlq = ensure_table(layout.dlq_uri(contract.name), DLQ_SCHEMA)
     raw_done = raw.transaction_version(app_id) is not None
     dlq_done = dlq.transaction_version(app_id) is not None
     if raw_done and dlq_done:
+        identity.check(path)  # the content the lake holds is the whole file, not a prefix
         result.already_ingested = True
         result.raw_version, result.dlq_version = raw.version(), dlq.version()
         result.seconds = time.perf_counter() - started
         return result
 
     table_schema = pa.schema(raw.schema().to_arrow())
-    plan = _plan(path, contract, table_schema)
+    try:
+        plan = _plan(path, contract, table_schema)
+    except UnreadableFileError as exc:
+        changed = _changed_instead(path, identity)
+        if changed is None:
+            raise
+        raise changed from exc
     result.new_columns = tuple(c for c in plan.new_columns if c not in table_schema.names)
     result.ignored_columns = tuple(
         c
@@ -342,7 +420,9 @@ def ingest_file(
     metadata = {"source_file": source, "sha256": sha, "batch_id": batch_id}
     try:
         batches = _Watched(
-            valid_batches(plan, contract, spool, result, source, batch_id, extracted_at)
+            valid_batches(plan, contract, spool, result, source, batch_id, extracted_at),
+            path,
+            identity,
         )
         if raw_done:
             for _ in batches:  # only the rejects are still to be committed

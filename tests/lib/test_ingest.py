@@ -7,7 +7,7 @@ from deltalake import DeltaTable
 
 import assets_project.lib.ingest as ingest_module
 from assets_project.lib.contracts import load_contract
-from assets_project.lib.ingest import ingest_file
+from assets_project.lib.ingest import FileChangedError, ingest_file
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.readers import UnreadableFileError
 
@@ -114,3 +114,68 @@ def test_json_lines_keep_line_numbers_and_blank_lines_are_not_records(layout: La
     assert sorted(r["_source_line"] for r in raw) == [1, 4]
     dlq = _rows(layout.dlq_uri("user_events"))
     assert sorted(r["_source_line"] for r in dlq) == [3, 5]
+
+
+def _versions(layout: LakeLayout) -> tuple[int, int]:
+    return (
+        DeltaTable(layout.raw_uri("users")).version(),
+        DeltaTable(layout.dlq_uri("users")).version(),
+    )
+
+
+def test_file_that_grows_while_read_commits_nothing_then_is_ingested_whole_once(
+    layout: LakeLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer appends after the reader has read every batch, before the commits."""
+    contract = load_contract("users")
+    ingest_file(_drop(layout, "seed.csv", HEADER + ROWS), contract, layout, source="users/s.csv")
+    before = _versions(layout)
+    first_half = HEADER + "5,g@h.co,2026-01-01,free,europe,2026-01-02 10:00:00\nbroken\n"
+    rest = "6,i@j.co,2026-01-01,free,europe,2026-01-02 10:00:00\n"
+    path = _drop(layout, "u.csv", first_half)
+    real_open_file = ingest_module.open_file
+
+    def writer_resumes(opened_path: Path):
+        opened = real_open_file(opened_path)
+        batches = opened.batches
+
+        def then_append():
+            yield from batches
+            with path.open("a", encoding="utf-8") as writer:
+                writer.write(rest)
+
+        opened.batches = then_append()
+        return opened
+
+    monkeypatch.setattr(ingest_module, "open_file", writer_resumes)
+    with pytest.raises(FileChangedError, match="changed while it was read"):
+        ingest_file(path, contract, layout, source="users/u.csv")
+    assert _versions(layout) == before  # neither the raw nor the dead-letter commit happened
+    monkeypatch.undo()
+
+    result = ingest_file(path, contract, layout, source="users/u.csv")
+    assert (result.rows_in, result.rows_written, result.rows_rejected) == (3, 2, 1)
+    raw = [r for r in _rows(layout.raw_uri("users")) if r["_source"] == "users/u.csv"]
+    assert sorted(r["user_id"] for r in raw) == [5, 6]
+    assert ingest_file(path, contract, layout, source="users/u.csv").already_ingested
+    assert _versions(layout) == (before[0] + 1, before[1] + 1)
+
+
+def test_reader_error_from_a_file_rewritten_while_read_is_a_change_not_a_bad_file(
+    layout: LakeLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A producer truncates and rewrites the file between the hash and the read: the reader
+    sees an empty file, but the file is not empty, it is changing (so it is not quarantined)."""
+    contract = load_contract("users")
+    path = _drop(layout, "u.csv", HEADER + ROWS)
+    real_open_file = ingest_module.open_file
+
+    def truncated_first(opened_path: Path):
+        opened_path.write_text("", encoding="utf-8")
+        return real_open_file(opened_path)
+
+    monkeypatch.setattr(ingest_module, "open_file", truncated_first)
+    with pytest.raises(FileChangedError) as caught:
+        ingest_file(path, contract, layout, source="users/u.csv")
+    assert isinstance(caught.value.__cause__, UnreadableFileError)
+    assert _versions(layout) == (0, 0)  # the empty tables ingest_file created, nothing more

@@ -62,7 +62,7 @@ def _parquet(**columns: object) -> bytes:
 
 def _settled(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
-    old = time.time() - 120
+    old = time.time() - 3600  # past the settle time, and the grace an empty file waits
     os.utime(path, (old, old))
     return path
 
