@@ -72,7 +72,8 @@ def _create_storage(home: Path) -> None:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.get_runs(limit=1)
         instance.event_log_storage.get_concurrency_info(pooled_location.POOL)
-        instance.schedule_storage.all_instigator_state()  # ty: ignore[possibly-missing-attribute]
+        assert instance.schedule_storage is not None
+        instance.schedule_storage.all_instigator_state()
 
 
 @dataclass(frozen=True)
