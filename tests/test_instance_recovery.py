@@ -3,7 +3,8 @@
 A real `dagster-daemon run` with the repository's dagster.yaml (sqlite storage in a temporary
 DAGSTER_HOME) launches a run whose step holds the `duckdb_warehouse` slot; the test kills the run
 worker with SIGKILL and expects the instance to mark the run failed, free its slot and run the
-pooled op again, without anyone freeing the slot by hand.
+pooled op again, without anyone freeing the slot by hand. A second test kills the whole process
+tree (daemon, code server, worker), which leaves the run STARTED until the runtime limit fails it.
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ def test_a_run_whose_worker_died_with_the_daemon_is_failed_and_freed(tmp_path: P
     setup = _Setup.create(tmp_path, fast_polls)
     with dg.DagsterInstance.from_config(str(setup.home)) as instance:
         with setup.daemon("first_daemon") as daemon:
-            # Not retried: the new run below must find the pool free of the dead run's retry.
+            # Not retried: under the one-second runtime limit below a retry would be cut short too.
             first = setup.launch(tags={"dagster/max_retries": "0"})
             setup.wait_until_holding_the_slot(instance, first)
             os.killpg(daemon.pid, signal.SIGKILL)
