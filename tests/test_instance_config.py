@@ -18,3 +18,21 @@ def test_dagster_yaml_loads_as_an_instance(tmp_path: Path) -> None:
         assert instance.run_retries_enabled
         assert instance.run_retries_max_retries == 2
         assert not instance.telemetry_enabled
+
+
+def test_dagster_yaml_turns_on_run_monitoring_that_frees_dead_runs_slots(tmp_path: Path) -> None:
+    """The settings tests/test_instance_recovery.py relies on (with shortened intervals) ship."""
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_enabled
+        assert "MONITORING" in instance.get_required_daemon_types()
+        # A crashed run's slots are free again within 120 + 30 seconds of its end.
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 120
+        assert instance.run_monitoring_poll_interval_seconds == 30
+        assert instance.run_monitoring_start_timeout_seconds == 180
+        assert instance.run_monitoring_cancel_timeout_seconds == 180
+        # The local run launcher cannot resume runs; crashed runs are retried by run_retries.
+        assert instance.run_monitoring_max_resume_run_attempts == 0
+        assert not instance.run_launcher.supports_resume_run
+        # Backstop for a run left STARTED with no process left to report its end.
+        assert instance.run_monitoring_max_runtime_seconds == 6 * 60 * 60
