@@ -12,7 +12,12 @@ from assets_project.defs.ingestion.postgres import database_source_assets, extra
 from assets_project.defs.ingestion.replay import dead_letter_replay_job
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
-from assets_project.defs.schedules import daily_marts_schedule, marts_job
+from assets_project.defs.schedules import (
+    agg_events_full_refresh_job,
+    daily_agg_events_full_refresh_schedule,
+    daily_marts_schedule,
+    marts_job,
+)
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     name="automation_condition_sensor",
@@ -25,8 +30,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 defs = dg.Definitions(
     assets=[*file_drop_assets, *database_source_assets, *kafka_assets, shop_dbt_models],
     asset_checks=[*contract_checks, *schema_drift_checks],
-    jobs=[marts_job, dead_letter_replay_job],
-    schedules=[daily_marts_schedule, *extraction_schedules],
+    jobs=[marts_job, agg_events_full_refresh_job, dead_letter_replay_job],
+    schedules=[daily_marts_schedule, daily_agg_events_full_refresh_schedule, *extraction_schedules],
     sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor],
     resources={
         "lake": LakeResource.from_env(),

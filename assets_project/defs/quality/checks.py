@@ -1,6 +1,6 @@
 """Asset checks on the raw tables, generated from each source's contract.
 
-Per source: rows are conserved in the last batch (records read = raw + dead-letter rows), the
+Per source: rows are conserved in the run's batch (records read = raw + dead-letter rows), the
 batch's reject rate stays under the contract's thresholds, the batch's volume is as expected,
 no key has two different records for one version, ``unique`` columns stay unique across keys,
 and the table's columns did not change unexpectedly (schema drift).
@@ -30,19 +30,19 @@ def _specs(contract: Contract) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "row_conservation",
             asset=key,
-            description="Records read in the last batch = its rows in raw + in dead-letter "
+            description="Records read in the run's batch = its rows in raw + in dead-letter "
             "(+ rows an extraction re-read that the lake already held).",
         ),
         dg.AssetCheckSpec(
             "reject_rate",
             asset=key,
-            description=f"Share of the last batch sent to dead-letter: warns above "
+            description=f"Share of the run's batch sent to dead-letter: warns above "
             f"{rate.warn_above:.0%}, fails above {rate.fail_above:.0%}.",
         ),
         dg.AssetCheckSpec(
             "batch_volume",
             asset=key,
-            description=f"Records in the last batch within {volume.min_rows}.."
+            description=f"Records in the run's batch within {volume.min_rows}.."
             f"{volume.max_rows or 'any'} (warns otherwise).",
         ),
         dg.AssetCheckSpec(
@@ -82,13 +82,20 @@ def _batch_results(
     key: dg.AssetKey,
     records_read: int,
     counts: BatchCounts,
+    batch_id: str,
+    which: str,
     already_in_lake: int = 0,
 ) -> Iterator[dg.AssetCheckResult]:
+    """The three per-batch results of batch ``batch_id`` (``which``: how it was chosen)."""
+    described = f"Judged {which} ({batch_id})."
+    batch_meta = {"batch_id": dg.MetadataValue.text(batch_id)}
     yield dg.AssetCheckResult(
         asset_key=key,
         check_name="row_conservation",
         passed=records_read == counts.total + already_in_lake,
+        description=described,
         metadata={
+            **batch_meta,
             "records_read": records_read,
             "raw_rows": counts.raw,
             "dead_letter_rows": counts.dead_letter,
@@ -102,7 +109,12 @@ def _batch_results(
         check_name="reject_rate",
         passed=counts.reject_rate <= rate.warn_above,
         severity=dg.AssetCheckSeverity.ERROR if over_fail else dg.AssetCheckSeverity.WARN,
-        metadata={"reject_rate": round(counts.reject_rate, 4), "rejected": counts.dead_letter},
+        description=described,
+        metadata={
+            **batch_meta,
+            "reject_rate": round(counts.reject_rate, 4),
+            "rejected": counts.dead_letter,
+        },
     )
     volume = contract.expected_volume
     in_range = records_read >= volume.min_rows and (
@@ -113,12 +125,52 @@ def _batch_results(
         check_name="batch_volume",
         passed=in_range,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"records": records_read},
+        description=described,
+        metadata={**batch_meta, "records": records_read},
     )
 
 
+def batch_materialization(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, key: dg.AssetKey
+) -> tuple[dg.EventLogEntry | None, str]:
+    """The materialization of ``key`` whose batch the checks of ``run`` judge, and which it is.
+
+    The batch of a run is the materialization of the asset in that run (its batch id is the run
+    id, written in ``_batch_id``). A re-execution of a run's checks (e.g. "from failure") has no
+    materialization of its own: it judges its parent run's batch, then the grandparent's, up to
+    the root. Only a run with no materialization in its lineage (a check-only run launched by
+    hand) judges the asset's latest materialization, the one Dagster attaches the evaluation to,
+    and says so in the result's description.
+    """
+    current: dg.DagsterRun | None = run
+    while current is not None:
+        records = instance.get_records_for_run(
+            current.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        mine = [
+            r.event_log_entry
+            for r in records
+            if r.event_log_entry.asset_materialization is not None
+            and r.event_log_entry.asset_materialization.asset_key == key
+        ]
+        if mine:
+            if current.run_id == run.run_id:
+                return mine[-1], "the batch this run wrote"
+            return mine[-1], f"the batch of run {current.run_id}, which this run re-executes"
+        parent = current.parent_run_id
+        current = instance.get_run_by_id(parent) if parent else None
+    latest = instance.get_latest_materialization_event(key)
+    return latest, "the latest batch: this run materialized nothing (a check-only run)"
+
+
 def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
-    """The contract checks of one raw asset."""
+    """The contract checks of one raw asset.
+
+    The batch checks (row conservation, reject rate, volume) judge the batch written by the
+    check's own run, never "the latest materialization": the file sensor runs several files of
+    one source at once, so another run's materialization may land between this run's asset and
+    its checks (see ``batch_materialization``).
+    """
     key = raw_asset_key(contract.name)
 
     @dg.multi_asset_check(
@@ -130,25 +182,37 @@ def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext, lake: LakeResource
     ) -> Iterator[dg.AssetCheckResult]:
         layout = lake.layout
-        latest = context.instance.get_latest_materialization_event(key)
-        materialization = latest.asset_materialization if latest else None
+        entry, which = batch_materialization(context.instance, context.run, key)
+        materialization = entry.asset_materialization if entry else None
         records = materialization.metadata.get("rows_in") if materialization else None
-        if latest is None or records is None or not records.value:
+        if entry is None or materialization is None or records is None or not records.value:
             # No batch with new records: there is nothing to count for the batch checks.
+            if entry is None:
+                description = "No materialization of the asset yet: no batch to judge."
+            else:
+                description = f"Judged {which} ({entry.run_id}): it brought no new records."
             for name in ("row_conservation", "reject_rate", "batch_volume"):
                 yield dg.AssetCheckResult(
                     asset_key=key,
                     check_name=name,
                     passed=True,
-                    description="The last materialization brought no new records.",
+                    description=description,
+                    metadata={"batch_id": entry.run_id if entry else ""},
                 )
         else:
-            counts = batch_counts(layout, contract.name, latest.run_id)
+            # The batch id written in ``_batch_id`` is the run id of the materializing run.
+            counts = batch_counts(layout, contract.name, entry.run_id)
             # A database extraction re-reads an overlap: rows it found in the lake unchanged
             # keep the batch id of the run that wrote them.
             already = materialization.metadata.get("rows_already_in_lake")
             yield from _batch_results(
-                contract, key, int(records.value), counts, int(already.value) if already else 0
+                contract,
+                key,
+                int(records.value),
+                counts,
+                entry.run_id,
+                which,
+                int(already.value) if already else 0,
             )
         yield _conflict_result(
             key, "primary_key_versions_unique", conflicting_versions(layout, contract)

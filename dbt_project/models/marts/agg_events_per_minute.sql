@@ -15,7 +15,9 @@
 -- events_lookback_days, for ingestion commits that finished out of order). A window is
 -- recomputed from every event it holds, so a late event corrects its window. Windows
 -- that start more than events_window_grace_minutes before the newest window are
--- closed: a later event for them is left to the next full refresh.
+-- closed: a later event for them is left to the next full refresh
+-- (agg_events_full_refresh_job, daily), and counted until then by the WARN test
+-- assert_agg_events_per_minute_counts_every_event.
 with events as (
 
     select
