@@ -50,12 +50,12 @@ dagster-home:
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 ## The UI and the daemon; once the UI answers, its URL and three things to try are printed.
+## dagster dev runs in the foreground (exec) so that Ctrl-C reaches it; the welcome watches its
+## pid and ends with it.
 dev: demo-data dbt-manifest dagster-home
-	@$(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT) & pid=$$!; \
-	trap 'kill -TERM $$pid 2>/dev/null; wait $$pid' INT TERM; \
-	$(PY) -m assets_project.demo.welcome --url http://$(HOST):$(PORT) --pid $$pid \
-		--data-dir $(DATA_DIR) || true; \
-	wait $$pid
+	@$(PY) -m assets_project.demo.welcome --url http://$(HOST):$(PORT) --pid $$$$ \
+		--data-dir $(DATA_DIR) & \
+	exec $(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 ## Debian's Chromium for the UI tests (Playwright drives it; it downloads no browser itself).
 browser:

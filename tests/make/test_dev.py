@@ -94,6 +94,8 @@ def _run_dev_until_welcome(data_dir: Path, log: Path) -> str:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As from a terminal: SIGINT delivered (a test runner may have it ignored).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         deadline = time.monotonic() + 240
@@ -105,12 +107,34 @@ def _run_dev_until_welcome(data_dir: Path, log: Path) -> str:
             time.sleep(1)
         pytest.fail(f"make dev exited ({process.poll()}) or never welcomed:\n{log.read_text()}")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _interrupt(process)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _interrupt(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a terminal sends it: SIGINT to the whole process group; all of it must end."""
+    os.killpg(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + 180
+    # poll() reaps make itself; a zombie would keep the group alive.
+    while time.monotonic() < deadline and (process.poll() is None or _group_alive(process.pid)):
+        time.sleep(0.5)
+    left = subprocess.run(
+        ["ps", "-o", "pid,args", "--no-headers", "-g", str(process.pid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    if _group_alive(process.pid):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not left.strip(), f"make dev ignored Ctrl-C; still running after 180 s:\n{left}"
 
 
 @pytest.mark.slow
