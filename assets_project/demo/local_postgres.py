@@ -1,8 +1,9 @@
 """The machine's own PostgreSQL cluster, for tests and benchmarks when DATABASE_URL is not set.
 
 Debian's ``pg_ctlcluster`` starts the first cluster if it is down (this needs root), and a login
-role that may create databases gets a fresh random password for this process. Nothing here is
-used by the pipeline itself, which only reads ``DATABASE_URL``.
+role that may create databases (and roles, for the credential tests) gets a fresh random
+password for this process. Nothing here is used by the pipeline itself, which only reads
+``DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def start_local_cluster(role: str = ROLE) -> tuple[str | None, str]:
     password = secrets.token_hex(16)
     statement = (
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
-        f"CREATE ROLE {role} LOGIN CREATEDB; END IF; END $$; "
-        f"ALTER ROLE {role} PASSWORD '{password}';"
+        f"CREATE ROLE {role} LOGIN CREATEDB CREATEROLE; END IF; END $$; "
+        f"ALTER ROLE {role} CREATEROLE PASSWORD '{password}';"
     )
     made = _run("runuser", "-u", "postgres", "--", "psql", "-p", port, "-qc", statement)
     if made.returncode != 0:
