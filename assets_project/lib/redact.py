@@ -316,10 +316,15 @@ def redacts_errors(connection_argument: str) -> Callable[[F], F]:
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind_partial(*args, **kwargs)
-            connection = bound.arguments.get(connection_argument)
-            with redacting_errors(Redactor.for_connection(connection)):
+            try:
                 return function(*args, **kwargs)
+            except Exception as exc:
+                bound = signature.bind_partial(*args, **kwargs)
+                connection = bound.arguments.get(connection_argument)
+                clean = Redactor.for_connection(connection).exception(exc)
+                if clean is exc:
+                    raise
+                raise clean from None
 
         return wrapper  # type: ignore[return-value]
 

@@ -188,7 +188,9 @@ def build_extraction_schedule(contract: Contract) -> dg.ScheduleDefinition:
                 f"DATABASE_URL is not set: {source_label(contract)} is not extracted "
                 f"(orders arrive as CSV drops in data/landing/{contract.name}/ instead)"
             )
-        watermark = read_watermarks(lake.layout, contract).raw
+        # A tick's error is stored by Dagster too: it may carry no credential.
+        with redacting_errors(postgres.redactor):
+            watermark = read_watermarks(lake.layout, contract).raw
         op = key.to_python_identifier()
         return dg.RunRequest(
             run_config=dg.RunConfig(ops={op: DatabaseSourceConfig(channel="postgres")}),

@@ -76,10 +76,18 @@ def find_leaks(blobs: dict[str, bytes], secrets: list[str]) -> dict[str, list[by
 
 
 def stored_blobs(instance: dg.DagsterInstance, home: Path) -> dict[str, bytes]:
-    """Everything the instance stored: each event and run serialized, and every file on disk."""
+    """Everything the instance stored: each run, its job and plan snapshots (kept compressed
+    in the run storage, so a byte search of the files alone would miss them) and each event,
+    serialized, and every file under the instance's folder."""
     blobs: dict[str, bytes] = {}
     for run in instance.get_runs():
         blobs[f"run {run.run_id}"] = dg.serialize_value(run).encode()
+        if run.job_snapshot_id:
+            snapshot = instance.get_job_snapshot(run.job_snapshot_id)
+            blobs[f"job snapshot {run.run_id}"] = dg.serialize_value(snapshot).encode()
+        if run.execution_plan_snapshot_id:
+            plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+            blobs[f"plan snapshot {run.run_id}"] = dg.serialize_value(plan).encode()
         for index, entry in enumerate(instance.all_logs(run.run_id)):
             text = dg.serialize_value(entry)
             if entry.dagster_event is not None:
@@ -230,6 +238,7 @@ def test_no_credential_reaches_the_event_log_run_storage_or_compute_logs(
     compute_logs = [name for name in blobs if "compute_logs" in name]
     assert compute_logs, "no compute log was written: the search below would prove nothing"
     assert any(name.startswith("event ") for name in blobs)
+    assert any(name.startswith("job snapshot ") for name in blobs)
     leaks = find_leaks(blobs, [PASSWORD, WRONG_PASSWORD])
     assert not leaks, f"credentials stored by Dagster: {leaks}"
 
