@@ -55,12 +55,12 @@ _EPOCH = datetime(1970, 1, 1)
 # SQLSTATE classes worth another attempt: connection exceptions, transaction rollbacks
 # (serialization failure, deadlock), insufficient resources, operator intervention.
 _TRANSIENT_CLASSES = ("08", "40", "53", "57")
-# Connection failures carry no SQLSTATE; these messages will not heal on a retry.
 _URI_HINT = (
     "in a postgresql:// URI, percent-encode special characters of the user and password "
     "(% as %25, @ as %40, / as %2F, # as %23, ? as %3F, : as %3A, a space as %20), or use "
     "the key=value form with the password in single quotes"
 )
+# Connection failures carry no SQLSTATE; these messages will not heal on a retry.
 _PERMANENT_CONNECT_MESSAGES = (
     "password authentication failed",
     "no pg_hba.conf entry",
