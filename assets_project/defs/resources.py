@@ -11,6 +11,7 @@ import dagster as dg
 
 from assets_project.lib.kafka import KafkaSettings
 from assets_project.lib.lake import LakeLayout
+from assets_project.lib.redact import Redactor, connection_secrets, environment_secrets
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -87,6 +88,11 @@ class PostgresResource(dg.ConfigurableResource):
     def configured(self) -> bool:
         return bool(self.url)
 
+    @property
+    def redactor(self) -> Redactor:
+        """Replaces the connection string, its password and the environment's secrets."""
+        return Redactor.for_connection(self.url)
+
 
 class KafkaResource(dg.ConfigurableResource):
     """The Kafka cluster that streaming sources read from (unset: the streams stay idle).
@@ -130,6 +136,18 @@ class KafkaResource(dg.ConfigurableResource):
     @property
     def configured(self) -> bool:
         return bool(self.bootstrap_servers)
+
+    @property
+    def redactor(self) -> Redactor:
+        """Replaces the SASL password, credentials in the bootstrap servers and the
+        environment's secrets."""
+        return Redactor(
+            {
+                *environment_secrets(),
+                *connection_secrets(self.bootstrap_servers or ""),
+                self.sasl_password,
+            }
+        )
 
     @property
     def settings(self) -> KafkaSettings:

@@ -115,7 +115,7 @@ class KafkaSettings:
     security_protocol: str | None = None
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
     client_id: str = "assets_project"
 
     def client_config(self, **extra: object) -> dict[str, object]:

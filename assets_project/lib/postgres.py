@@ -48,6 +48,7 @@ from assets_project.lib.lake import (
     raw_schema,
 )
 from assets_project.lib.readers import open_csv_stream
+from assets_project.lib.redact import redacts_errors
 from assets_project.lib.validation import quote_ident
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ _EPOCH = datetime(1970, 1, 1)
 # SQLSTATE classes worth another attempt: connection exceptions, transaction rollbacks
 # (serialization failure, deadlock), insufficient resources, operator intervention.
 _TRANSIENT_CLASSES = ("08", "40", "53", "57")
+_URI_HINT = (
+    "in a postgresql:// URI, percent-encode special characters of the user and password "
+    "(% as %25, @ as %40, / as %2F, # as %23, ? as %3F, : as %3A, a space as %20), or use "
+    "the key=value form with the password in single quotes"
+)
 # Connection failures carry no SQLSTATE; these messages will not heal on a retry.
 _PERMANENT_CONNECT_MESSAGES = (
     "password authentication failed",
@@ -74,6 +80,18 @@ Mode = Literal["full", "merge"]
 
 class PermanentSourceError(Exception):
     """The database refused in a way that retrying cannot fix (credentials, missing table)."""
+
+
+def connect_error(app_id: str, exc: Exception) -> PermanentSourceError:
+    """The error for a connection that cannot be made for good (its message is redacted by
+    the caller's boundary, see :func:`assets_project.lib.redact.redacts_errors`)."""
+    if isinstance(exc, psycopg.ProgrammingError | ValueError):
+        # libpq could not parse the connection string: it quotes the piece it choked on.
+        text = str(exc).strip() or type(exc).__name__
+        return PermanentSourceError(
+            f"{app_id}: DATABASE_URL is not a valid connection string: {text}; {_URI_HINT}"
+        )
+    return PermanentSourceError(f"{app_id}: cannot connect: {str(exc).strip()}")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -152,8 +170,11 @@ class ExtractResult:
         return self.rows_unchanged + self.rejects_already_in_dead_letter
 
 
+@redacts_errors("url")
 def connect(url: str, *, connect_timeout: int = 10) -> psycopg.Connection:
-    """A connection in UTC whose text output is what the validator parses."""
+    """A connection in UTC whose text output is what the validator parses.
+
+    No error raised here carries the password or the connection string."""
     connection = psycopg.connect(url, connect_timeout=connect_timeout, autocommit=False)
     connection.execute("SET TIME ZONE 'UTC'")
     connection.execute("SET DateStyle = 'ISO, YMD'")
@@ -289,6 +310,7 @@ def _plan_run(
     return "merge", min(watermarks.raw, watermarks.dead_letter) - overlap
 
 
+@redacts_errors("url")
 def extract_table(
     url: str,
     contract: Contract,
@@ -306,7 +328,8 @@ def extract_table(
     ``full_refresh`` re-reads the whole table and replaces the rows this source wrote before;
     ``rewind_to`` re-reads from that update time and rewrites rows of the same version.
     Raises :class:`PermanentSourceError` when the database refuses for good, and
-    :class:`psycopg.Error` for failures that may heal (see :func:`is_transient`).
+    :class:`psycopg.Error` for failures that may heal (see :func:`is_transient`). No error
+    raised here carries the password or the connection string (nor does its chain).
     ``crash_hook`` is called with the name of each step boundary (tests kill the process there).
     """
     started = time.perf_counter()
@@ -320,10 +343,10 @@ def extract_table(
     result = ExtractResult(mode=mode, since=since, previous_watermark=watermarks.raw)
     try:
         connection = connect(url, connect_timeout=connect_timeout)
-    except psycopg.Error as exc:
+    except (psycopg.Error, ValueError) as exc:
         if is_transient(exc):
             raise
-        raise PermanentSourceError(f"{app_id}: cannot connect: {exc}") from exc
+        raise connect_error(app_id, exc) from exc
     # One snapshot for the count, the newest update time and the COPY.
     connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     connection.read_only = True

@@ -2,7 +2,8 @@
 
 Debian's ``pg_ctlcluster`` starts the first cluster if it is down (this needs root), and a login
 role of this process's own (``lakehouse_test_<random>``, so two test sessions on one machine
-never change each other's password) that may create databases is made with a random password;
+never change each other's password) that may create databases (and roles, for the credential
+tests) is made with a random password;
 ``drop_role`` removes it. Nothing here is used by the pipeline, which only reads ``DATABASE_URL``.
 """
 
@@ -47,7 +48,7 @@ def start_local_cluster(role_prefix: str = ROLE_PREFIX) -> tuple[str | None, str
         if started.returncode != 0:
             return None, f"pg_ctlcluster {version} {name} start failed: {started.stderr.strip()}"
     password = secrets.token_hex(16)
-    statement = f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}';"
+    statement = f"CREATE ROLE {role} LOGIN CREATEDB CREATEROLE PASSWORD '{password}';"
     made = _run("runuser", "-u", "postgres", "--", "psql", "-p", port, "-qc", statement)
     if made.returncode != 0:
         return None, f"cannot create the role {role}: {made.stderr.strip()}"

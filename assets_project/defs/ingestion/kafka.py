@@ -37,6 +37,7 @@ from assets_project.lib.kafka import (
     stored_offsets,
     topic_partitions,
 )
+from assets_project.lib.redact import redacting_errors
 
 NOT_CONFIGURED = "KAFKA_BOOTSTRAP_SERVERS is not set: the Kafka channel is idle"
 SENSOR_TIMEOUT_SECONDS = 5.0
@@ -97,23 +98,25 @@ def ingest_topic(
         else None
     )
     layout = lake.layout
-    ingestor = StreamIngestor(
-        kafka.settings,
-        contract,
-        layout,
-        topic=contract.kafka.topic,
-        batch_id=context.run.run_id,
-        group_id=kafka.group_id,
-        timeout=kafka.timeout_seconds,
-        chunk_messages=config.chunk_messages,
-        logger=context.log,
-    )
-    result = ingestor.run(
-        max_messages=config.max_messages,
-        max_seconds=config.max_seconds,
-        replay_from_offset=config.replay_from_offset,
-        replay_from_timestamp_ms=replay_ms,
-    )
+    # No error leaving the consumer may carry the SASL password (Dagster stores failures).
+    with redacting_errors(kafka.redactor):
+        ingestor = StreamIngestor(
+            kafka.settings,
+            contract,
+            layout,
+            topic=contract.kafka.topic,
+            batch_id=context.run.run_id,
+            group_id=kafka.group_id,
+            timeout=kafka.timeout_seconds,
+            chunk_messages=config.chunk_messages,
+            logger=context.log,
+        )
+        result = ingestor.run(
+            max_messages=config.max_messages,
+            max_seconds=config.max_seconds,
+            replay_from_offset=config.replay_from_offset,
+            replay_from_timestamp_ms=replay_ms,
+        )
     context.log.info(
         f"{result.topic}: {result.messages} messages in {result.chunks} chunk(s), "
         f"{result.rows_written} written, {result.rows_rejected} dead-lettered, "
@@ -228,10 +231,14 @@ def build_stream_sensor(contract: Contract) -> dg.SensorDefinition:
     ) -> dg.SensorResult | dg.SkipReason:
         if not kafka.configured:
             return dg.SkipReason(NOT_CONFIGURED)
+        redact = kafka.redactor
         try:
-            ranges = lag_ranges(lake, kafka, contract)
+            with redacting_errors(redact):
+                ranges = lag_ranges(lake, kafka, contract)
         except KafkaException as exc:
-            return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} is not reachable: {exc}")
+            return dg.SkipReason(
+                redact(f"Kafka at {kafka.bootstrap_servers} is not reachable: {exc}")
+            )
         cursor = json.loads(context.cursor) if context.cursor else {}
         lag = sum(end - start for start, end in ranges.values())
         if lag == 0:

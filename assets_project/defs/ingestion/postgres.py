@@ -34,6 +34,7 @@ from assets_project.lib.postgres import (
     retrying,
     source_label,
 )
+from assets_project.lib.redact import redacting_errors
 
 
 class DatabaseSourceConfig(FileDropConfig):
@@ -72,24 +73,29 @@ def _extract(
             allow_retries=False,
         )
     rewind_to = datetime.fromisoformat(config.rewind_to) if config.rewind_to else None
+    # extract_table raises no credential; the redactor here guards the whole boundary again
+    # (Dagster stores the failure, its message and its chained exceptions in the event log).
+    redact = database.redactor
     try:
-        for attempt in retrying():
-            with attempt:
-                return extract_table(
-                    database.url or "",
-                    contract,
-                    lake.layout,
-                    batch_id=context.run.run_id,
-                    overlap=timedelta(minutes=config.overlap_minutes),
-                    full_refresh=config.full_refresh,
-                    rewind_to=rewind_to,
-                    connect_timeout=database.connect_timeout_s,
-                )
+        with redacting_errors(redact):
+            for attempt in retrying():
+                with attempt:
+                    return extract_table(
+                        database.url or "",
+                        contract,
+                        lake.layout,
+                        batch_id=context.run.run_id,
+                        overlap=timedelta(minutes=config.overlap_minutes),
+                        full_refresh=config.full_refresh,
+                        rewind_to=rewind_to,
+                        connect_timeout=database.connect_timeout_s,
+                    )
     except PermanentSourceError as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from exc
+        raise dg.Failure(redact(str(exc)), allow_retries=False) from exc
     except psycopg.Error as exc:  # transient and still failing: the run's RetryPolicy retries
         raise dg.Failure(
-            f"{source_label(contract)}: the database kept failing: {exc}", allow_retries=True
+            redact(f"{source_label(contract)}: the database kept failing: {exc}"),
+            allow_retries=True,
         ) from exc
     raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -185,7 +191,9 @@ def build_extraction_schedule(contract: Contract) -> dg.ScheduleDefinition:
                 f"DATABASE_URL is not set: {source_label(contract)} is not extracted "
                 f"(orders arrive as CSV drops in data/landing/{contract.name}/ instead)"
             )
-        watermark = read_watermarks(lake.layout, contract).raw
+        # A tick's error is stored by Dagster too: it may carry no credential.
+        with redacting_errors(postgres.redactor):
+            watermark = read_watermarks(lake.layout, contract).raw
         op = key.to_python_identifier()
         return dg.RunRequest(
             run_config=dg.RunConfig(ops={op: DatabaseSourceConfig(channel="postgres")}),
