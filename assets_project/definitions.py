@@ -6,18 +6,18 @@ import dagster as dg
 
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.resources import dbt_resource
+from assets_project.defs.dbt.schedules import (
+    agg_events_full_refresh_job,
+    daily_agg_events_full_refresh_schedule,
+    daily_marts_schedule,
+    marts_job,
+)
 from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
 from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.ingestion.postgres import database_source_assets, extraction_schedules
 from assets_project.defs.ingestion.replay import dead_letter_replay_job
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
-from assets_project.defs.schedules import (
-    agg_events_full_refresh_job,
-    daily_agg_events_full_refresh_schedule,
-    daily_marts_schedule,
-    marts_job,
-)
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     name="automation_condition_sensor",

@@ -8,9 +8,9 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from assets_project.defs.dbt.project import dbt_project
 from assets_project.defs.dbt.translator import ShopDbtTranslator
-from assets_project.defs.ingestion.files import CONTRACTS
 from assets_project.defs.metadata import table_metadata
 from assets_project.defs.resources import LakeResource
+from assets_project.defs.sources import CONTRACTS
 from assets_project.lib.lake import ensure_source_tables
 from assets_project.lib.warehouse import TableFacts, table_facts
 

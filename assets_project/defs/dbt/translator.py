@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from assets_project.defs.ingestion.files import raw_asset_key
+from assets_project.defs.sources import raw_asset_key
 
 
 class ShopDbtTranslator(DagsterDbtTranslator):

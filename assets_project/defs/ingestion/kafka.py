@@ -20,16 +20,16 @@ from typing import Literal
 import dagster as dg
 from confluent_kafka import Consumer, KafkaException
 
-from assets_project.defs.ingestion.files import (
-    CONTRACTS,
+from assets_project.defs.ingestion.raw import (
     FileDropConfig,
+    choose_channel,
     ingest_file_drops,
     lake_table_metadata,
-    raw_asset_args,
-    raw_asset_key,
+    raw_asset,
     replay_into_raw,
 )
 from assets_project.defs.resources import KafkaResource, LakeResource
+from assets_project.defs.sources import contracts_with, raw_asset_key
 from assets_project.lib.contracts import Contract
 from assets_project.lib.kafka import (
     StreamIngestor,
@@ -149,17 +149,15 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
     topic = contract.kafka.topic
     channels = " and ".join(contract.channels)
 
-    @dg.asset(
-        **raw_asset_args(
-            contract,
-            description=f"Raw Delta table `lake/raw/{contract.name}` (append-only, partitioned "
-            f"by the {contract.partition_granularity} of `{contract.partition_by}`), fed by {channels}: Kafka topic "
-            f"`{topic}` exactly once (offsets stored in the Delta commits); rejected and "
-            f"unparseable records go to `lake/dlq/{contract.name}`.",
-            kinds={"delta", "duckdb", "kafka"},
-            channel="kafka",
-            topic=topic,
-        ),
+    @raw_asset(
+        contract,
+        description=f"Raw Delta table `lake/raw/{contract.name}` (append-only, partitioned "
+        f"by the {contract.partition_granularity} of `{contract.partition_by}`), fed by "
+        f"{channels}: Kafka topic `{topic}` exactly once (offsets stored in the Delta commits); "
+        f"rejected and unparseable records go to `lake/dlq/{contract.name}`.",
+        kinds={"delta", "duckdb", "kafka"},
+        channel="kafka",
+        topic=topic,
         # One run at a time reads the topic (every pool has one slot, see dagster.yaml); a
         # second one would only lose the commit race and retry.
         pool=f"kafka_{contract.name}",
@@ -172,13 +170,14 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         if config.replay_dead_letters:
             return replay_into_raw(context, lake, contract)
-        files = config.channel == "files" or (
-            config.channel == "auto"
-            and (config.path is not None or (not kafka.configured and "files" in contract.channels))
+        channel = choose_channel(
+            contract,
+            requested=config.channel,
+            path=config.path,
+            service="kafka",
+            configured=kafka.configured,
         )
-        if files:
-            if "files" not in contract.channels:
-                raise dg.Failure(f"{contract.name} has no file channel", allow_retries=False)
+        if channel == "files":
             return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
         return dg.MaterializeResult(metadata=ingest_topic(context, config, lake, kafka, contract))
 
@@ -268,6 +267,6 @@ def build_stream_sensor(contract: Contract) -> dg.SensorDefinition:
     return _sensor
 
 
-KAFKA_CONTRACTS = tuple(c for c in CONTRACTS if "kafka" in c.channels)
+KAFKA_CONTRACTS = contracts_with("kafka")
 kafka_assets = [build_stream_asset(c) for c in KAFKA_CONTRACTS]
 kafka_sensors = [build_stream_sensor(c) for c in KAFKA_CONTRACTS]

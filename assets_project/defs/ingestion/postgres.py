@@ -15,16 +15,16 @@ import dagster as dg
 import psycopg
 from pydantic import Field
 
-from assets_project.defs.ingestion.files import (
-    CONTRACTS,
+from assets_project.defs.ingestion.raw import (
     FileDropConfig,
+    choose_channel,
     ingest_file_drops,
     lake_table_metadata,
-    raw_asset_args,
-    raw_asset_key,
+    raw_asset,
     replay_into_raw,
 )
 from assets_project.defs.resources import LakeResource, PostgresResource
+from assets_project.defs.sources import contracts_with, raw_asset_key
 from assets_project.lib.contracts import Contract
 from assets_project.lib.postgres import (
     ExtractResult,
@@ -49,14 +49,6 @@ class DatabaseSourceConfig(FileDropConfig):
     """Re-extract from this update time (ISO 8601, UTC), rewriting rows of the same version."""
     overlap_minutes: float = Field(default=10.0, ge=0)
     """How far behind the watermark to re-read, for rows that long transactions commit late."""
-
-
-def _channel(config: DatabaseSourceConfig, database: PostgresResource) -> str:
-    if config.channel != "auto":
-        return config.channel
-    if config.path is not None or not database.configured:
-        return "files"
-    return "postgres"
 
 
 def _extract(
@@ -129,19 +121,17 @@ def build_database_source_asset(contract: Contract) -> dg.AssetsDefinition:
     assert contract.postgres is not None
     label = source_label(contract)
 
-    @dg.asset(
-        **raw_asset_args(
-            contract,
-            description=f"Raw Delta table `lake/raw/{contract.name}`. From `{label}`: rows "
-            f"changed since the watermark (on `{contract.update_time}`, re-reading an overlap "
-            f"window) merged by {', '.join(contract.primary_key)}, keeping the newest version; "
-            "the watermark is committed with the rows. From CSV drops in "
-            f"`data/landing/{contract.name}/`: appended. Rejected records go to "
-            f"`lake/dlq/{contract.name}`.",
-            kinds={"delta", "postgres"},
-            channel="postgres",
-            source_table=label,
-        )
+    @raw_asset(
+        contract,
+        description=f"Raw Delta table `lake/raw/{contract.name}`. From `{label}`: rows "
+        f"changed since the watermark (on `{contract.update_time}`, re-reading an overlap "
+        f"window) merged by {', '.join(contract.primary_key)}, keeping the newest version; "
+        "the watermark is committed with the rows. From CSV drops in "
+        f"`data/landing/{contract.name}/`: appended. Rejected records go to "
+        f"`lake/dlq/{contract.name}`.",
+        kinds={"delta", "postgres"},
+        channel="postgres",
+        source_table=label,
     )
     def _raw_asset(
         context: dg.AssetExecutionContext,
@@ -151,7 +141,14 @@ def build_database_source_asset(contract: Contract) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         if config.replay_dead_letters:
             return replay_into_raw(context, lake, contract)
-        if _channel(config, postgres) == "files":
+        channel = choose_channel(
+            contract,
+            requested=config.channel,
+            path=config.path,
+            service="postgres",
+            configured=postgres.configured,
+        )
+        if channel == "files":
             return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
         result = _extract(context, config, lake, postgres, contract)
         context.log.info(
@@ -203,6 +200,6 @@ def build_extraction_schedule(contract: Contract) -> dg.ScheduleDefinition:
     return _schedule
 
 
-DATABASE_CONTRACTS = tuple(c for c in CONTRACTS if "postgres" in c.channels)
+DATABASE_CONTRACTS = contracts_with("postgres")
 database_source_assets = [build_database_source_asset(c) for c in DATABASE_CONTRACTS]
 extraction_schedules = [build_extraction_schedule(c) for c in DATABASE_CONTRACTS]

@@ -31,16 +31,12 @@ from collections.abc import Iterable
 import dagster as dg
 
 from assets_project.defs.resources import LakeResource
+from assets_project.defs.sources import raw_asset_key
 from assets_project.lib.contracts import Contract, source_names
 from assets_project.lib.replay import replay_dead_letters
 
 REPLAY_JOB_NAME = "dead_letter_replay_job"
 REPLAY_CHANNEL = "replay"
-
-
-def _raw_key(source: str) -> dg.AssetKey:
-    # The same as files.raw_asset_key: files.py imports this module, so this one cannot import it.
-    return dg.AssetKey(["raw", source])
 
 
 def replay_metadata(
@@ -76,7 +72,7 @@ def replay_run_config(sources: Iterable[str]) -> dg.RunConfig:
     """Run config that puts the raw assets of ``sources`` in replay mode."""
     return dg.RunConfig(
         ops={
-            _raw_key(source).to_python_identifier(): {"config": {"replay_dead_letters": True}}
+            raw_asset_key(source).to_python_identifier(): {"config": {"replay_dead_letters": True}}
             for source in sources
         }
     )
@@ -84,7 +80,7 @@ def replay_run_config(sources: Iterable[str]) -> dg.RunConfig:
 
 def replay_asset_selection(sources: Iterable[str]) -> list[dg.AssetKey]:
     """The raw assets a replay of ``sources`` materializes."""
-    return [_raw_key(source) for source in sources]
+    return [raw_asset_key(source) for source in sources]
 
 
 dead_letter_replay_job = dg.define_asset_job(

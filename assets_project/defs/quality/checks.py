@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets_project.defs.ingestion.files import CONTRACTS, raw_asset_key
 from assets_project.defs.resources import LakeResource
+from assets_project.defs.sources import CONTRACTS, raw_asset_key
 from assets_project.lib.contracts import Contract
 from assets_project.lib.quality import (
     BatchCounts,

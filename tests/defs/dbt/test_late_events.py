@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from assets_project.defs.dbt.assets import LATE_EVENTS_CHECK, shop_dbt_models
-from assets_project.defs.resources import LakeResource
-from assets_project.defs.schedules import (
+from assets_project.defs.dbt.schedules import (
     agg_events_full_refresh_job,
     daily_agg_events_full_refresh_schedule,
 )
+from assets_project.defs.resources import LakeResource
 from tests.e2e.pipeline import FILES_ONLY, RAW_ASSETS, pipeline_resources
 
 pytestmark = pytest.mark.slow

@@ -27,12 +27,12 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-import assets_project.defs.ingestion.files as files_module
 from assets_project.defs.ingestion.files import (
     FileDropConfig,
     build_file_drop_asset,
     build_file_drop_sensor,
 )
+from assets_project.defs.ingestion.raw import INGESTION_RETRY_POLICY
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.contracts import Contract, load_contract
 
@@ -78,11 +78,14 @@ def _tick(contract: Contract, lake: LakeResource, cursor: str | None) -> dg.Sens
 
 
 def _launch(
-    contract: Contract, lake: LakeResource, request: dg.RunRequest | None = None
+    contract: Contract,
+    lake: LakeResource,
+    request: dg.RunRequest | None = None,
+    retry_policy: dg.RetryPolicy | None = INGESTION_RETRY_POLICY,
 ) -> dg.ExecuteInProcessResult:
     """Run the raw asset as the daemon runs a sensor's request (or unconfigured: every file)."""
     return dg.materialize(
-        [build_file_drop_asset(contract)],
+        [build_file_drop_asset(contract, retry_policy=retry_policy)],
         resources={"lake": lake},
         run_config=request.run_config if request else None,
         tags=request.tags if request else None,
@@ -269,11 +272,9 @@ def test_file_with_bad_rows_is_archived_with_every_record_accounted_for(
     _good_file_still_flows(PRODUCTS, lake, cursor)
 
 
-def test_symlink_and_dotdot_outside_landing_are_never_read(
-    lake: LakeResource, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_symlink_and_dotdot_outside_landing_are_never_read(lake: LakeResource) -> None:
     """Refused runs fail; the policy's retries run without their back-off to keep this fast."""
-    monkeypatch.setattr(files_module, "INGESTION_RETRY_POLICY", dg.RetryPolicy(max_retries=3))
+    fast = dg.RetryPolicy(max_retries=3)
     landing = _landing(lake, USERS)
     secret = Path(lake.data_dir) / "secret.csv"
     _settled(secret, f"{USERS_HEADER}\n{_user(9)}\n".encode())
@@ -290,7 +291,7 @@ def test_symlink_and_dotdot_outside_landing_are_never_read(
     assert _metadata(everything, USERS)["files"] == []
     for path in ("../secret.csv", "users/../../secret.csv", "users/link.csv"):
         refused = dg.materialize(
-            [build_file_drop_asset(USERS)],
+            [build_file_drop_asset(USERS, retry_policy=fast)],
             resources={"lake": lake},
             run_config=dg.RunConfig(ops={"raw__users": FileDropConfig(path=path)}),
             raise_on_error=False,

@@ -11,9 +11,10 @@ from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import create_execution_plan, execute_plan
 from dagster._core.system_config.objects import ResolvedRunConfig
 
-from assets_project.defs.ingestion.files import build_file_drop_asset, raw_asset_key
+from assets_project.defs.ingestion.files import build_file_drop_asset
 from assets_project.defs.quality.checks import build_contract_checks
 from assets_project.defs.resources import LakeResource
+from assets_project.defs.sources import raw_asset_key
 from assets_project.lib.contracts import load_contract
 
 USERS = load_contract("users")

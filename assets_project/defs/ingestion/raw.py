@@ -1,0 +1,262 @@
+"""The kit every raw asset shares, whatever its channel: run config, the ``@dg.asset``
+arguments, the one channel-choice rule, the file-drop ingestion (every channel's asset takes
+dropped files too), replay mode and the lake metadata of a materialization."""
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from assets_project.defs.ingestion.replay import replay_metadata
+from assets_project.defs.metadata import table_metadata
+from assets_project.defs.resources import LakeResource
+from assets_project.defs.sources import raw_asset_key
+from assets_project.lib.contracts import Contract
+from assets_project.lib.ingest import FileChangedError, IngestResult, ingest_file
+from assets_project.lib.lake import METADATA_DESCRIPTIONS, ensure_source_tables, raw_schema
+from assets_project.lib.landing import (
+    DropFile,
+    LandingPolicy,
+    UnsafePathError,
+    archive,
+    quarantine,
+    resolve_inside,
+    scan,
+)
+from assets_project.lib.readers import UnreadableFileError
+
+INGESTION_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+class FileDropConfig(dg.Config):
+    """Which dropped file to ingest."""
+
+    path: str | None = None
+    """File under the landing folder, e.g. ``users/users_0001.csv``; empty: every ready file."""
+    replay_dead_letters: bool | None = None
+    """True: read no channel, move the dead letters that pass the current contract into the
+    raw table, exactly once (``dead_letter_replay_job`` sets this). Unset, not false, by
+    default, so the run config of every other run stays as it was."""
+
+
+def choose_channel(
+    contract: Contract, *, requested: str, path: str | None, service: str, configured: bool
+) -> str:
+    """The one channel rule of every raw asset: an explicit ``requested`` channel wins;
+    ``auto`` takes the dropped file in ``path`` if given, else the ``service`` (``postgres``,
+    ``kafka``) when it is configured, else the ready file drops when the contract has a file
+    channel (so ``make dev`` ingests the demo drops with no service running), else the service
+    (whose asset then says it is not configured). Files are refused for a source without a
+    file channel."""
+    if requested == "auto":
+        files = path is not None or (not configured and "files" in contract.channels)
+        requested = "files" if files else service
+    if requested == "files" and "files" not in contract.channels:
+        raise dg.Failure(
+            f"{contract.name} has no file channel (its channels: {', '.join(contract.channels)})",
+            allow_retries=False,
+        )
+    return requested
+
+
+def column_schema(contract: Contract, schema: pa.Schema | None = None) -> dg.TableSchema:
+    """The raw table's schema (the contract's, or ``schema`` as found in the lake) described.
+
+    Columns a drop added beyond the contract (schema evolution) are described as such.
+    """
+    descriptions = {c.name: c.description for c in contract.columns} | METADATA_DESCRIPTIONS
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=field.name,
+                type=str(field.type),
+                description=descriptions.get(
+                    field.name, "Added by a drop; not in the contract yet (text)."
+                ),
+                constraints=dg.TableColumnConstraints(nullable=field.nullable),
+            )
+            for field in (schema or raw_schema(contract))
+        ]
+    )
+
+
+def _files_to_ingest(
+    config: FileDropConfig, lake: LakeResource, source: str
+) -> tuple[list[DropFile], list[str]]:
+    folder = lake.layout.landing_dir / source
+    if config.path is None:
+        grace = LandingPolicy.from_env().empty_grace_seconds
+        return scan(folder, lake.settle_seconds, empty_grace_seconds=grace)
+    path = resolve_inside(folder, resolve_inside(lake.layout.landing_dir, config.path))
+    if not path.is_file():
+        return [], [f"{config.path}: no longer in the landing folder (already ingested?)"]
+    stat = path.stat()
+    relative = f"{source}/{path.relative_to(folder.resolve())}"
+    return [
+        DropFile(path=path, relative=relative, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    ], []
+
+
+def _ingest_one(
+    context: dg.AssetExecutionContext,
+    drop: DropFile,
+    contract: Contract,
+    lake: LakeResource,
+    deferred: list[str],
+) -> IngestResult | None:
+    """Ingest one file and archive it; ``None`` if it was quarantined or left in landing.
+
+    A file that changed while it was read is left in landing (its name is added to
+    ``deferred``): nothing was committed, and it is requested again once it has settled.
+    """
+    layout = lake.layout
+    try:
+        result = ingest_file(
+            drop.path, contract, layout, source=drop.relative, batch_id=context.run.run_id
+        )
+    except UnreadableFileError as exc:
+        reason = f"{drop.relative}: {exc}"
+        target = quarantine(drop.path, layout.quarantine_dir / contract.name, reason)
+        context.log.warning(f"quarantined {reason} -> {target}")
+        return None
+    except FileChangedError as exc:
+        context.log.warning(
+            f"{drop.relative}: {exc}; nothing committed, left in the landing folder until it "
+            "settles (a producer that pauses while writing should use a .done marker or write "
+            "under a temporary name and rename)"
+        )
+        deferred.append(drop.relative)
+        return None
+    if _changed_since(drop, result):
+        # Written to after its content was committed (a tiny window after the last check):
+        # the lake holds what was read, the file holds more. Set it aside with the facts.
+        reason = (
+            f"{drop.relative}: changed after it was ingested; the lake holds its first "
+            f"{result.bytes} bytes (sha256 {result.sha256}), this file has more"
+        )
+        target = quarantine(drop.path, layout.quarantine_dir / contract.name, reason)
+        context.log.error(f"quarantined {reason} -> {target}")
+        return result
+    target = archive(drop.path, layout.archive_dir / contract.name)
+    if result.already_ingested:
+        context.log.info(f"{drop.relative}: content already in the lake; archived to {target}")
+    else:
+        context.log.info(
+            f"{drop.relative}: {result.rows_in} rows, {result.rows_written} written, "
+            f"{result.rows_rejected} rejected; archived to {target}"
+        )
+    return result
+
+
+def _changed_since(drop: DropFile, result: IngestResult) -> bool:
+    """Whether the file is no longer the one ``ingest_file`` read (size or time differ)."""
+    if result.mtime_ns is None:
+        return False
+    stat = drop.path.stat()
+    return (stat.st_size, stat.st_mtime_ns) != (result.bytes, result.mtime_ns)
+
+
+def raw_asset(
+    contract: Contract,
+    *,
+    description: str,
+    kinds: set[str],
+    channel: str,
+    retry_policy: dg.RetryPolicy | None = INGESTION_RETRY_POLICY,
+    pool: str | None = None,
+    **metadata: Any,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """``@dg.asset`` with what every raw asset shares: key, group, owner, contract metadata,
+    retry policy (in-run step retries) and the contract's freshness policy."""
+    return dg.asset(
+        pool=pool,
+        key=raw_asset_key(contract.name),
+        group_name="raw",
+        description=f"{contract.description}\n\n{description}",
+        kinds=kinds,
+        owners=[contract.owner],
+        tags={"source": contract.name, "channel": channel},
+        metadata={
+            "contract_version": contract.version,
+            "primary_key": ", ".join(contract.primary_key),
+            **metadata,
+            **table_metadata(column_schema=column_schema(contract)),
+        },
+        retry_policy=retry_policy,
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
+            fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
+        ),
+    )
+
+
+def lake_table_metadata(lake: LakeResource, contract: Contract) -> dict[str, object]:
+    """Materialization metadata of the raw table as it is now: versions, URI, columns, rows."""
+    layout = lake.layout
+    table = DeltaTable(layout.raw_uri(contract.name))
+    return {
+        "delta_version": table.version(),
+        "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
+        "table_uri": layout.raw_uri(contract.name),
+        **table_metadata(
+            column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),
+            row_count=table.count(),
+        ),
+    }
+
+
+def replay_into_raw(
+    context: dg.AssetExecutionContext, lake: LakeResource, contract: Contract
+) -> dg.MaterializeResult:
+    """Replay mode of every raw asset: move the dead letters that pass now into the raw table
+    (see :mod:`assets_project.defs.ingestion.replay`)."""
+    metadata = replay_metadata(context, lake, contract)
+    return dg.MaterializeResult(metadata={**metadata, **lake_table_metadata(lake, contract)})
+
+
+def ingest_file_drops(
+    context: dg.AssetExecutionContext,
+    config: FileDropConfig,
+    lake: LakeResource,
+    contract: Contract,
+) -> dict[str, object]:
+    """Ingest the requested drop (or every ready one) of ``contract``'s source.
+
+    Returns the materialization metadata. Every raw asset with a file channel runs this,
+    including the ones that also read a database or a topic.
+    """
+    try:
+        drops, notes = _files_to_ingest(config, lake, contract.name)
+    except UnsafePathError as exc:
+        raise dg.Failure(f"refusing to read {config.path}: {exc}", allow_retries=False) from exc
+    for note in notes:
+        context.log.info(note)
+    deferred: list[str] = []
+    results = [
+        r for d in drops if (r := _ingest_one(context, d, contract, lake, deferred)) is not None
+    ]
+    written = [r for r in results if not r.already_ingested]
+    ensure_source_tables(lake.layout, contract)
+    return {
+        "channel": "files",
+        "files": [r.source_file for r in results],
+        "files_already_ingested": [r.source_file for r in results if r.already_ingested],
+        "files_quarantined": len(drops) - len(results) - len(deferred),
+        "files_changed_while_read": deferred,
+        "rows_in": sum(r.rows_in for r in written),
+        "rows_written": sum(r.rows_written for r in written),
+        "rows_rejected": sum(r.rows_rejected for r in written),
+        "bytes": sum(r.bytes for r in written),
+        "duration_s": round(sum(r.seconds for r in written), 3),
+        "reject_reasons": dg.MetadataValue.json(
+            {r.source_file: r.reject_reasons for r in written if r.reject_reasons}
+        ),
+        "new_columns": sorted({c for r in written for c in r.new_columns}),
+        "ignored_columns": sorted({c for r in written for c in r.ignored_columns}),
+        **lake_table_metadata(lake, contract),
+    }

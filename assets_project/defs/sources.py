@@ -1,0 +1,21 @@
+"""The source registry: every contract and the asset key of its raw table.
+
+The one module every ``defs/`` concern may import (with ``defs/ingestion/raw.py`` for the raw
+assets' shared kit); the contracts themselves live in ``assets_project/contracts/``.
+"""
+
+import dagster as dg
+
+from assets_project.lib.contracts import Contract, load_contract, source_names
+
+CONTRACTS: tuple[Contract, ...] = tuple(load_contract(name) for name in source_names())
+
+
+def raw_asset_key(source: str) -> dg.AssetKey:
+    """Key of the raw table of ``source``; dbt sources map onto these keys."""
+    return dg.AssetKey(["raw", source])
+
+
+def contracts_with(channel: str) -> tuple[Contract, ...]:
+    """The contracts of the sources fed (also) by ``channel``: files, postgres or kafka."""
+    return tuple(c for c in CONTRACTS if channel in c.channels)
