@@ -64,19 +64,25 @@ browser:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium missing: install it (apt-get install chromium) or the UI tests are skipped"; fi; }
 
-test: install dbt-manifest browser
+test: lint dbt-manifest browser
 	$(PY) -m pytest
 
-test-fast: install dbt-manifest
+test-fast: lint dbt-manifest
 	$(PY) -m pytest -m "not slow"
 
+## What CI enforces before the tests: ruff (lint + format), mypy (configured in pyproject.toml)
+## and sqlfluff on the dbt SQL (dbt_project/.sqlfluff; jinja templater, no warehouse needed).
+## .pre-commit-config.yaml runs the same commands.
 lint: install
 	$(VENV)/bin/ruff check assets_project tests bench
 	$(VENV)/bin/ruff format --check assets_project tests bench
+	$(VENV)/bin/mypy
+	cd dbt_project && ../$(VENV)/bin/sqlfluff lint models tests macros
 
 format: install
 	$(VENV)/bin/ruff check --fix assets_project tests bench
 	$(VENV)/bin/ruff format assets_project tests bench
+	cd dbt_project && ../$(VENV)/bin/sqlfluff fix models tests macros
 
 ## Benchmarks (see BENCHMARKS.md); pandera and pyinstrument come with the bench extra.
 ## The pipeline set at 1e5 and 1e6 events, written into BENCHMARKS.md; BENCH_ARGS=--large

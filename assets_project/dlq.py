@@ -25,6 +25,7 @@ from assets_project.defs.ingestion.replay import (
     replay_asset_selection,
     replay_run_config,
 )
+from assets_project.defs.metadata import metadata_int
 from assets_project.lib.contracts import source_names
 from assets_project.lib.lake import LakeLayout
 
@@ -59,9 +60,11 @@ def run_replay(
 def _report(result: dg.ExecuteInProcessResult) -> None:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
-        values = {key: value.value for key, value in materialization.metadata.items()}
-        examined, moved = values["rows_in"], values["rows_written"]
-        already, rejected = values["rows_already_in_raw"], values["rows_rejected"]
+        metadata = materialization.metadata
+        examined, moved, already, rejected = (
+            metadata_int(metadata, key) or 0
+            for key in ("rows_in", "rows_written", "rows_already_in_raw", "rows_rejected")
+        )
         log.info(
             "%s: %d dead letters examined, %d pass now, %d moved to raw, %d still rejected",
             materialization.asset_key.path[-1],

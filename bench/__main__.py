@@ -165,6 +165,7 @@ def _emit(out: list[str], text: str) -> None:
 
 
 def run_validation_case(args: argparse.Namespace, out: list[str], raw: list[dict]) -> None:
+    sizes: list[tuple[int, tuple[str, ...], dict[str, int]]]
     if args.rows:
         sizes = [(rows, tuple(args.impl), {}) for rows in args.rows]
     else:

@@ -72,7 +72,7 @@ def _bare(servers: str, expected: int) -> Run:
             if message.error():
                 continue
             try:
-                json.loads(message.value())
+                json.loads(message.value() or b"")
                 parsed += 1
             except ValueError:
                 failed += 1

@@ -167,7 +167,7 @@ def _worker_ours(data: Path, profile: Path | None) -> dict[str, Any]:
     started = time.perf_counter()
     result = job.execute_in_process(instance=instance, raise_on_error=True)
     seconds = time.perf_counter() - started
-    if profiler is not None:
+    if profiler is not None and profile is not None:
         profiler.stop()
         profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
     steps = {

@@ -107,7 +107,7 @@ def _pandas(url: str, out: Path) -> int:
     import sqlalchemy
     from deltalake import write_deltalake
 
-    params = conninfo_to_dict(url)
+    params = {key: str(value) for key, value in conninfo_to_dict(url).items() if value is not None}
     engine = sqlalchemy.create_engine(
         sqlalchemy.URL.create(
             "postgresql+psycopg",
@@ -183,11 +183,15 @@ def _database(admin_url: str, rows: int, log: Callable[[str], None]) -> str:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
+    url = make_conninfo(admin_url, dbname=name)
     with psycopg.connect(url) as connection:
         table = connection.execute("SELECT to_regclass('public.orders')").fetchone()
-        count = connection.execute("SELECT count(*) FROM orders").fetchone() if table[0] else (0,)
-    if count[0] != rows:
+        count = (
+            connection.execute("SELECT count(*) FROM orders").fetchone()
+            if table and table[0]
+            else None
+        )
+    if (count[0] if count else 0) != rows:
         log(f"loading {rows:,} orders into {name} ...")
         init_orders(url, size=rows * 10, seed=42, replace=True)
         with psycopg.connect(url, autocommit=True) as connection:

@@ -42,6 +42,7 @@ give the same (line, column, rule, value) reasons as ours.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import os
@@ -722,7 +723,7 @@ def breakdown_ours(
     reference = result.sort_by("_source_line")
     ref_bad = pc.greater(pc.list_value_length(reference["_reasons"]), 0)
     for label, (sql, params, data) in variants.items():
-        out = best(label, lambda sql=sql, params=params, data=data: execute(sql, params, data))
+        out = best(label, functools.partial(execute, sql, params, data))
         if "_reasons" not in out.column_names:
             continue
         out = out.sort_by("_source_line")

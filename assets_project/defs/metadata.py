@@ -1,10 +1,24 @@
-"""Dagster's standard table metadata keys, which the UI shows as schema and row count."""
+"""Materialization metadata: Dagster's standard table keys (the UI shows them as schema and row
+count), and reading counts back from a stored materialization."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+
+Metadata = dict[str, Any]
+"""Metadata as the assets build it: plain values or ``dg.MetadataValue``s by key."""
+
+
+def metadata_int(metadata: Mapping[str, dg.MetadataValue], key: str) -> int | None:
+    """The number stored under ``key`` (an int or float entry), or ``None`` if there is none."""
+    entry = metadata.get(key)
+    value = entry.value if entry is not None else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
 
 
 def table_metadata(

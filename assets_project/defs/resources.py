@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -116,7 +117,7 @@ class KafkaResource(dg.ConfigurableResource):
         """From KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM,
         KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD (read as ``dg.EnvVar``, only when set),
         KAFKA_GROUP_ID, KAFKA_MIN_LAG and KAFKA_MAX_WAIT_SECONDS."""
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for field, variable in (
             ("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
             ("security_protocol", "KAFKA_SECURITY_PROTOCOL"),

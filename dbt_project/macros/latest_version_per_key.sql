@@ -8,7 +8,7 @@
     qualify row_number() over (
         partition by {{ key }}
         order by
-            {%- for column in versions %} {{ column }} desc,{% endfor %}
+{%- for column in versions %} {{ column }} desc,{% endfor %}
             _extracted_at desc, _source desc, _source_line desc
     ) = 1
 {%- endmacro %}

@@ -17,7 +17,7 @@ with expected as (
     select
         date_trunc('minute', event_timestamp) as window_start,
         event_type,
-        count(*) as event_count
+        count(*)                              as event_count
     from {{ ref('stg_user_events') }}
     group by all
 
@@ -25,19 +25,23 @@ with expected as (
 
 actual as (
 
-    select window_start, event_type, event_count
+    select
+        window_start,
+        event_type,
+        event_count
     from {{ ref('agg_events_per_minute') }}
 
 )
 
 select
-    coalesce(expected.window_start, actual.window_start) as window_start,
-    coalesce(expected.event_type, actual.event_type)     as event_type,
-    coalesce(expected.event_count, 0)                    as events_in_staging,
-    coalesce(actual.event_count, 0)                      as events_in_mart,
+    coalesce(expected.window_start, actual.window_start)                as window_start,
+    coalesce(expected.event_type, actual.event_type)                    as event_type,
+    coalesce(expected.event_count, 0)                                   as events_in_staging,
+    coalesce(actual.event_count, 0)                                     as events_in_mart,
     coalesce(expected.event_count, 0) - coalesce(actual.event_count, 0) as events_not_counted
 from expected
 full outer join actual
-    on expected.window_start = actual.window_start
-   and expected.event_type = actual.event_type
+    on
+        expected.window_start = actual.window_start
+        and expected.event_type = actual.event_type
 where coalesce(expected.event_count, 0) <> coalesce(actual.event_count, 0)

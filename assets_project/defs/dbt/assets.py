@@ -8,7 +8,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from assets_project.defs.dbt.project import dbt_project
 from assets_project.defs.dbt.translator import ShopDbtTranslator
-from assets_project.defs.metadata import table_metadata
+from assets_project.defs.metadata import metadata_int, table_metadata
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import CONTRACTS
 from assets_project.lib.lake import ensure_source_tables
@@ -105,6 +105,5 @@ def _late_events_ignored(events: list[Any]) -> int | None:
             and event.asset_key == LATE_EVENTS_CHECK.asset_key
             and event.check_name == LATE_EVENTS_CHECK.name
         ):
-            failures = event.metadata.get("dagster_dbt/failed_row_count")
-            return int(failures.value) if failures is not None else None
+            return metadata_int(event.metadata, "dagster_dbt/failed_row_count")
     return None

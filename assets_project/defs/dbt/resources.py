@@ -38,4 +38,8 @@ class ShopDbtCliResource(DbtCliResource):
 
 def dbt_resource() -> ShopDbtCliResource:
     """The dbt CLI resource for the project's dbt, as the code location binds it."""
-    return ShopDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+    # DbtCliResource takes a DbtProject too (it reads project_dir from it); typed as str.
+    return ShopDbtCliResource(
+        project_dir=dbt_project,  # type: ignore[arg-type]
+        dbt_executable=dbt_executable(),
+    )

@@ -28,6 +28,7 @@ from assets_project.defs.ingestion.raw import (
     raw_asset,
     replay_into_raw,
 )
+from assets_project.defs.metadata import Metadata
 from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.defs.sources import contracts_with, raw_asset_key
 from assets_project.lib.contracts import Contract
@@ -81,7 +82,7 @@ def ingest_topic(
     lake: LakeResource,
     kafka: KafkaResource,
     contract: Contract,
-) -> dict[str, object]:
+) -> Metadata:
     """Consume one bounded batch of ``contract``'s topic; returns the materialization metadata."""
     assert contract.kafka is not None
     if not kafka.configured:

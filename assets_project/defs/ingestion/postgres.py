@@ -23,6 +23,7 @@ from assets_project.defs.ingestion.raw import (
     raw_asset,
     replay_into_raw,
 )
+from assets_project.defs.metadata import Metadata
 from assets_project.defs.resources import LakeResource, PostgresResource
 from assets_project.defs.sources import contracts_with, raw_asset_key
 from assets_project.lib.contracts import Contract
@@ -92,7 +93,7 @@ def _extract(
     raise AssertionError("unreachable: tenacity either returns or raises")
 
 
-def _extract_metadata(result: ExtractResult, lake: LakeResource, contract: Contract) -> dict:
+def _extract_metadata(result: ExtractResult, lake: LakeResource, contract: Contract) -> Metadata:
     watermark = result.watermark
     return {
         "channel": "postgres",

@@ -11,7 +11,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from assets_project.defs.ingestion.replay import replay_metadata
-from assets_project.defs.metadata import table_metadata
+from assets_project.defs.metadata import Metadata, table_metadata
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import raw_asset_key
 from assets_project.lib.contracts import Contract
@@ -195,7 +195,7 @@ def raw_asset(
     )
 
 
-def lake_table_metadata(lake: LakeResource, contract: Contract) -> dict[str, object]:
+def lake_table_metadata(lake: LakeResource, contract: Contract) -> Metadata:
     """Materialization metadata of the raw table as it is now: versions, URI, columns, rows."""
     layout = lake.layout
     table = DeltaTable(layout.raw_uri(contract.name))
@@ -224,7 +224,7 @@ def ingest_file_drops(
     config: FileDropConfig,
     lake: LakeResource,
     contract: Contract,
-) -> dict[str, object]:
+) -> Metadata:
     """Ingest the requested drop (or every ready one) of ``contract``'s source.
 
     Returns the materialization metadata. Every raw asset with a file channel runs this,

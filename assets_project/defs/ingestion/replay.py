@@ -30,6 +30,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from assets_project.defs.metadata import Metadata
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import raw_asset_key
 from assets_project.lib.contracts import Contract, source_names
@@ -41,7 +42,7 @@ REPLAY_CHANNEL = "replay"
 
 def replay_metadata(
     context: dg.AssetExecutionContext, lake: LakeResource, contract: Contract
-) -> dict[str, object]:
+) -> Metadata:
     """Replay ``contract``'s dead letters; returns the replay's materialization metadata.
 
     The raw asset adds its table metadata (versions, schema, row count) after this returns.

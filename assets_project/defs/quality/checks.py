@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from assets_project.defs.metadata import metadata_int
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import CONTRACTS, raw_asset_key
 from assets_project.lib.contracts import Contract
@@ -184,8 +185,8 @@ def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
         layout = lake.layout
         entry, which = batch_materialization(context.instance, context.run, key)
         materialization = entry.asset_materialization if entry else None
-        records = materialization.metadata.get("rows_in") if materialization else None
-        if entry is None or materialization is None or records is None or not records.value:
+        records = metadata_int(materialization.metadata, "rows_in") if materialization else None
+        if entry is None or materialization is None or not records:
             # No batch with new records: there is nothing to count for the batch checks.
             if entry is None:
                 description = "No materialization of the asset yet: no batch to judge."
@@ -204,15 +205,9 @@ def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
             counts = batch_counts(layout, contract.name, entry.run_id)
             # A database extraction re-reads an overlap: rows it found in the lake unchanged
             # keep the batch id of the run that wrote them.
-            already = materialization.metadata.get("rows_already_in_lake")
+            already = metadata_int(materialization.metadata, "rows_already_in_lake")
             yield from _batch_results(
-                contract,
-                key,
-                int(records.value),
-                counts,
-                entry.run_id,
-                which,
-                int(already.value) if already else 0,
+                contract, key, records, counts, entry.run_id, which, already or 0
             )
         yield _conflict_result(
             key, "primary_key_versions_unique", conflicting_versions(layout, contract)

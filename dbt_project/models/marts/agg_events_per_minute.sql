@@ -36,25 +36,27 @@ loaded as (
 
     select
         max(last_extracted_at) as loaded_until,
-        max(window_start) as newest_window
+        max(window_start)      as newest_window
     from {{ this }}
 
 ),
 
 touched as (
 
-    select distinct events.window_start, events.event_type
+    select distinct
+        events.window_start,
+        events.event_type
     from events
     cross join loaded
     where events._extracted_at > coalesce(
-            loaded.loaded_until - interval ({{ var('events_lookback_days') | int }}) day,
-            timestamp '1970-01-01'
-        )
-      and events.window_start >= coalesce(
-            loaded.newest_window
-                - interval ({{ var('events_window_grace_minutes') | int }}) minute,
-            timestamp '1970-01-01'
-        )
+        loaded.loaded_until - interval ({{ var('events_lookback_days') | int }}) day,
+        timestamp '1970-01-01'
+    )
+    and events.window_start >= coalesce(
+        loaded.newest_window
+        - interval ({{ var('events_window_grace_minutes') | int }}) minute,
+        timestamp '1970-01-01'
+    )
 
 ),
 {% endif %}
@@ -63,17 +65,18 @@ windows as (
 
     select
         events.window_start,
-        events.window_start + interval 1 minute as window_end,
+        events.window_start + interval 1 minute         as window_end,
         events.event_type,
-        count(*) as event_count,
-        count(distinct events.user_id) as distinct_users,
+        count(*)                                        as event_count,
+        count(distinct events.user_id)                  as distinct_users,
         coalesce(sum(events.amount), 0)::decimal(18, 2) as amount_total,
-        max(events._extracted_at) as last_extracted_at
+        max(events._extracted_at)                       as last_extracted_at
     from events
     {% if is_incremental() %}
     inner join touched
-        on touched.window_start = events.window_start
-       and touched.event_type = events.event_type
+        on
+            events.window_start = touched.window_start
+            and events.event_type = touched.event_type
     {% endif %}
     group by all
 

@@ -9,11 +9,11 @@ with revenue_orders as (
 final as (
 
     select
-        order_date                                  as revenue_date,
+        order_date                                as revenue_date,
         geographic_region,
-        count(*)                                    as order_count,
-        cast(sum(quantity) as bigint)               as units_sold,
-        cast(sum(order_amount) as decimal(18, 2))   as revenue
+        count(*)                                  as order_count,
+        cast(sum(quantity) as bigint)             as units_sold,
+        cast(sum(order_amount) as decimal(18, 2)) as revenue
     from revenue_orders
     group by order_date, geographic_region
 

@@ -3,17 +3,17 @@
 with source as (
 
     select
-        cast(order_id as bigint)             as order_id,
-        cast(user_id as bigint)              as user_id,
-        cast(product_id as bigint)           as product_id,
-        cast(quantity as integer)            as quantity,
-        cast(unit_price as decimal(12, 2))   as unit_price,
-        cast(status as varchar)              as status,
-        cast(created_at as timestamp)        as created_at,
-        cast(updated_at as timestamp)        as updated_at,
-        cast(_source as varchar)             as _source,
-        cast(_source_line as bigint)         as _source_line,
-        cast(_extracted_at as timestamp)     as _extracted_at
+        cast(order_id as bigint)           as order_id,
+        cast(user_id as bigint)            as user_id,
+        cast(product_id as bigint)         as product_id,
+        cast(quantity as integer)          as quantity,
+        cast(unit_price as decimal(12, 2)) as unit_price,
+        cast(status as varchar)            as status,
+        cast(created_at as timestamp)      as created_at,
+        cast(updated_at as timestamp)      as updated_at,
+        cast(_source as varchar)           as _source,
+        cast(_source_line as bigint)       as _source_line,
+        cast(_extracted_at as timestamp)   as _extracted_at
     from {{ source('raw', 'orders') }}
 
 ),

@@ -2,14 +2,14 @@
 with source as (
 
     select
-        cast(product_id as bigint)           as product_id,
-        cast(name as varchar)                as product_name,
-        cast(category as varchar)            as category,
-        cast(unit_price as decimal(12, 2))   as unit_price,
-        cast(updated_at as timestamp)        as updated_at,
-        cast(_source as varchar)             as _source,
-        cast(_source_line as bigint)         as _source_line,
-        cast(_extracted_at as timestamp)     as _extracted_at
+        cast(product_id as bigint)         as product_id,
+        cast(name as varchar)              as product_name,
+        cast(category as varchar)          as category,
+        cast(unit_price as decimal(12, 2)) as unit_price,
+        cast(updated_at as timestamp)      as updated_at,
+        cast(_source as varchar)           as _source,
+        cast(_source_line as bigint)       as _source_line,
+        cast(_extracted_at as timestamp)   as _extracted_at
     from {{ source('raw', 'products') }}
 
 ),

@@ -16,25 +16,28 @@
 with source as (
 
     select
-        cast(event_id as varchar)                 as event_id,
-        cast(user_id as bigint)                   as user_id,
-        cast(event_type as varchar)               as event_type,
-        cast(event_timestamp as timestamp)        as event_timestamp,
+        cast(event_id as varchar)                        as event_id,
+        cast(user_id as bigint)                          as user_id,
+        cast(event_type as varchar)                      as event_type,
+        cast(event_timestamp as timestamp)               as event_timestamp,
         cast(cast(event_timestamp as timestamp) as date) as event_date,
-        cast(properties as varchar)               as properties,
-        cast(amount as decimal(12, 2))            as amount,
-        cast(_source as varchar)                  as _source,
-        cast(_source_line as bigint)              as _source_line,
-        cast(_extracted_at as timestamp)          as _extracted_at
+        cast(properties as varchar)                      as properties,
+        cast(amount as decimal(12, 2))                   as amount,
+        cast(_source as varchar)                         as _source,
+        cast(_source_line as bigint)                     as _source_line,
+        cast(_extracted_at as timestamp)                 as _extracted_at
     from {{ source('raw', 'user_events') }}
     {% if is_incremental() %}
-    where _extracted_at >= (
-        select coalesce(
-            max(_extracted_at) - interval ({{ var('events_lookback_days') | int }}) day,
-            timestamp '1970-01-01'
+    where
+        _extracted_at >= (  -- noqa: RF02 (the source's column; the subquery is qualified)
+            select
+                coalesce(
+                    max(loaded._extracted_at)
+                    - interval ({{ var('events_lookback_days') | int }}) day,
+                    timestamp '1970-01-01'
+                )
+            from {{ this }} as loaded
         )
-        from {{ this }}
-    )
     {% endif %}
 
 ),
@@ -44,13 +47,15 @@ deduplicated as (
     select *
     from source as new_version
     {% if is_incremental() %}
-    where not exists (
-        select 1
-        from {{ this }} as existing
-        where existing.event_id = new_version.event_id
-          and (existing._extracted_at, existing._source, existing._source_line)
-              >= (new_version._extracted_at, new_version._source, new_version._source_line)
-    )
+    where
+        not exists (
+            select 1
+            from {{ this }} as loaded
+            where
+                loaded.event_id = new_version.event_id
+                and (loaded._extracted_at, loaded._source, loaded._source_line)
+                >= (new_version._extracted_at, new_version._source, new_version._source_line)
+        )
     {% endif %}
     {{ latest_version_per_key('event_id') }}
 
