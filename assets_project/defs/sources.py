@@ -11,6 +11,10 @@ from assets_project.lib.contracts import Contract, load_contract, source_names
 CONTRACTS: tuple[Contract, ...] = tuple(load_contract(name) for name in source_names())
 
 
+REPLAY_CHANNEL = "replay"
+"""The ``channel`` of a dead-letter replay's materialization (the batch checks judge it apart)."""
+
+
 def raw_asset_key(source: str) -> dg.AssetKey:
     """Key of the raw table of ``source``; dbt sources map onto these keys."""
     return dg.AssetKey(["raw", source])

@@ -65,6 +65,45 @@ def batch_counts(layout: LakeLayout, source: str, batch_id: str) -> BatchCounts:
     return BatchCounts(raw=raw, dead_letter=dead)
 
 
+def batches_counts(layout: LakeLayout, source: str, batch_ids: list[str]) -> dict[str, BatchCounts]:
+    """Rows each of ``batch_ids`` has now in the raw and in the dead-letter table."""
+    if not batch_ids:
+        return {}
+    with _connection(layout, source, dlq=True) as connection:
+        rows = connection.execute(
+            "WITH ids AS (SELECT unnest($ids::VARCHAR[]) AS _batch_id) "
+            "SELECT ids._batch_id, "
+            "(SELECT count(*) FROM raw WHERE raw._batch_id = ids._batch_id), "
+            "(SELECT count(*) FROM dlq WHERE dlq._batch_id = ids._batch_id) FROM ids",
+            {"ids": batch_ids},
+        ).fetchall()
+    return {batch: BatchCounts(raw=raw, dead_letter=dead) for batch, raw, dead in rows}
+
+
+def duplicated_records(layout: LakeLayout, source: str, batch_ids: list[str]) -> int:
+    """Records of ``batch_ids`` held more than once across the raw and dead-letter tables.
+
+    A record is identified by where it was read (``_source``, ``_source_line``, ``_batch_id``);
+    each belongs in exactly one of the two tables, once. Returns the surplus copies.
+    """
+    if not batch_ids or open_table(layout.raw_uri(source)) is None:
+        return 0
+    if open_table(layout.dlq_uri(source)) is None:
+        return 0
+    with _connection(layout, source, dlq=True) as connection:
+        (surplus,) = connection.execute(
+            "WITH records AS ("
+            "SELECT _source, _source_line, _batch_id FROM raw WHERE _batch_id IN "
+            "(SELECT unnest($ids::VARCHAR[])) UNION ALL "
+            "SELECT _source, _source_line, _batch_id FROM dlq WHERE _batch_id IN "
+            "(SELECT unnest($ids::VARCHAR[])) AND _source_line IS NOT NULL) "
+            "SELECT coalesce(sum(copies - 1), 0) FROM "
+            "(SELECT count(*) AS copies FROM records GROUP BY _source, _source_line, _batch_id)",
+            {"ids": batch_ids},
+        ).fetchone()
+    return int(surplus)
+
+
 def conflicting_versions(layout: LakeLayout, contract: Contract) -> Conflicts:
     """Primary keys with two different records for the same version.
 

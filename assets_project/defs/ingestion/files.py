@@ -24,9 +24,8 @@ import dagster as dg
 from assets_project.defs.ingestion.raw import (
     INGESTION_RETRY_POLICY,
     FileDropConfig,
-    ingest_file_drops,
+    materialize_raw,
     raw_asset,
-    replay_into_raw,
 )
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import contracts_with, raw_asset_key
@@ -51,9 +50,16 @@ def build_file_drop_asset(
     def _raw_asset(
         context: dg.AssetExecutionContext, config: FileDropConfig, lake: LakeResource
     ) -> dg.MaterializeResult:
-        if config.replay_dead_letters:
-            return replay_into_raw(context, lake, contract)
-        return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
+        return materialize_raw(
+            context,
+            config,
+            lake,
+            contract,
+            requested="files",
+            service="files",
+            configured=False,
+            read_service=dict,  # never called: the only channel is files
+        )
 
     return _raw_asset
 

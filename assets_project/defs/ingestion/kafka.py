@@ -22,11 +22,9 @@ from confluent_kafka import Consumer, KafkaException
 
 from assets_project.defs.ingestion.raw import (
     FileDropConfig,
-    choose_channel,
-    ingest_file_drops,
     lake_table_metadata,
+    materialize_raw,
     raw_asset,
-    replay_into_raw,
 )
 from assets_project.defs.metadata import Metadata
 from assets_project.defs.resources import KafkaResource, LakeResource
@@ -169,18 +167,16 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
         lake: LakeResource,
         kafka: KafkaResource,
     ) -> dg.MaterializeResult:
-        if config.replay_dead_letters:
-            return replay_into_raw(context, lake, contract)
-        channel = choose_channel(
+        return materialize_raw(
+            context,
+            config,
+            lake,
             contract,
             requested=config.channel,
-            path=config.path,
             service="kafka",
             configured=kafka.configured,
+            read_service=lambda: ingest_topic(context, config, lake, kafka, contract),
         )
-        if channel == "files":
-            return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
-        return dg.MaterializeResult(metadata=ingest_topic(context, config, lake, kafka, contract))
 
     return _raw_asset
 

@@ -17,11 +17,9 @@ from pydantic import Field
 
 from assets_project.defs.ingestion.raw import (
     FileDropConfig,
-    choose_channel,
-    ingest_file_drops,
     lake_table_metadata,
+    materialize_raw,
     raw_asset,
-    replay_into_raw,
 )
 from assets_project.defs.metadata import Metadata
 from assets_project.defs.resources import LakeResource, PostgresResource
@@ -140,24 +138,25 @@ def build_database_source_asset(contract: Contract) -> dg.AssetsDefinition:
         lake: LakeResource,
         postgres: PostgresResource,
     ) -> dg.MaterializeResult:
-        if config.replay_dead_letters:
-            return replay_into_raw(context, lake, contract)
-        channel = choose_channel(
+        def extract() -> Metadata:
+            result = _extract(context, config, lake, postgres, contract)
+            context.log.info(
+                f"{label}: {result.mode} extraction since {result.since}: {result.rows_in} rows "
+                f"read, {result.rows_written} written, {result.rows_unchanged} unchanged, "
+                f"{result.rows_rejected} rejected; watermark {result.watermark}"
+            )
+            return _extract_metadata(result, lake, contract)
+
+        return materialize_raw(
+            context,
+            config,
+            lake,
             contract,
             requested=config.channel,
-            path=config.path,
             service="postgres",
             configured=postgres.configured,
+            read_service=extract,
         )
-        if channel == "files":
-            return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
-        result = _extract(context, config, lake, postgres, contract)
-        context.log.info(
-            f"{label}: {result.mode} extraction since {result.since}: {result.rows_in} rows "
-            f"read, {result.rows_written} written, {result.rows_unchanged} unchanged, "
-            f"{result.rows_rejected} rejected; watermark {result.watermark}"
-        )
-        return dg.MaterializeResult(metadata=_extract_metadata(result, lake, contract))
 
     return _raw_asset
 

@@ -260,3 +260,26 @@ def ingest_file_drops(
         "ignored_columns": sorted({c for r in written for c in r.ignored_columns}),
         **lake_table_metadata(lake, contract),
     }
+
+
+def materialize_raw(
+    context: dg.AssetExecutionContext,
+    config: FileDropConfig,
+    lake: LakeResource,
+    contract: Contract,
+    *,
+    requested: str,
+    service: str,
+    configured: bool,
+    read_service: Callable[[], Metadata],
+) -> dg.MaterializeResult:
+    """The body of every raw asset: replay mode, else the channel rule picks the dropped files
+    or the service (``read_service`` reads it and returns the materialization metadata)."""
+    if config.replay_dead_letters:
+        return replay_into_raw(context, lake, contract)
+    channel = choose_channel(
+        contract, requested=requested, path=config.path, service=service, configured=configured
+    )
+    if channel == "files":
+        return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
+    return dg.MaterializeResult(metadata=read_service())

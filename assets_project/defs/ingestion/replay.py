@@ -15,13 +15,10 @@ Materialization metadata of a replay (``channel: replay``):
   ``rows_already_in_raw``: records that pass and were in raw already (written by a replay
   that died before its dead-letter delete). ``rows_in = rows_written + rows_already_in_raw +
   rows_rejected``.
-* ``rows_already_in_lake`` = ``rows_in``: as for a database extraction's overlap, every record
-  the replay read was in the lake before and keeps the ``_batch_id`` of the run that first
-  read it; no row carries the replay run's id. A per-batch check that counts the rows of
-  ``_batch_id = <its run id>`` (none here) plus ``rows_already_in_lake`` therefore balances.
-* ``replayed_batches``: per original ``_batch_id``: examined / moved / still_rejected. A check
-  that wants to say more about a replay (e.g. the reject rate of those batches now) re-counts
-  the batches listed here; ``channel`` tells a replay apart.
+* ``replayed_batches``: per original ``_batch_id``: examined / moved / still_rejected. Every
+  record a replay reads was in the lake before and keeps the ``_batch_id`` of the run that
+  first read it (no row carries the replay run's id), so the batch checks of a replay
+  (``channel: replay``) judge these batches: see ``defs/quality/checks.py``.
 """
 
 from __future__ import annotations
@@ -32,12 +29,11 @@ import dagster as dg
 
 from assets_project.defs.metadata import Metadata
 from assets_project.defs.resources import LakeResource
-from assets_project.defs.sources import raw_asset_key
+from assets_project.defs.sources import REPLAY_CHANNEL, raw_asset_key
 from assets_project.lib.contracts import Contract, source_names
 from assets_project.lib.replay import replay_dead_letters
 
 REPLAY_JOB_NAME = "dead_letter_replay_job"
-REPLAY_CHANNEL = "replay"
 
 
 def replay_metadata(
@@ -63,7 +59,6 @@ def replay_metadata(
         "rows_written": result.moved,
         "rows_rejected": result.still_rejected,
         "rows_already_in_raw": result.already_in_raw,
-        "rows_already_in_lake": result.examined,
         "replayed_batches": dg.MetadataValue.json(result.batches),
         "replay_attempts": result.attempts,
     }

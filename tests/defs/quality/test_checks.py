@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.job_base import InMemoryJob
-from dagster._core.execution.api import create_execution_plan, execute_plan
-from dagster._core.system_config.objects import ResolvedRunConfig
+import yaml
 
-from assets_project.defs.ingestion.files import build_file_drop_asset
+from assets_project.defs.ingestion.files import FileDropConfig, build_file_drop_asset
 from assets_project.defs.quality.checks import build_contract_checks
 from assets_project.defs.resources import LakeResource
-from assets_project.defs.sources import raw_asset_key
-from assets_project.lib.contracts import load_contract
+from assets_project.lib.contracts import CONTRACTS_DIR, Contract, load_contract
 
 USERS = load_contract("users")
+USERS_KEY = dg.AssetKey(["raw", "users"])
 HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at\n"
+CLEAN = "".join(
+    f"{i},u{i}@shop.example,2026-01-01,free,europe,2026-01-02 10:00:00\n" for i in range(1, 41)
+)
+REJECTED = "".join(f"{i},bad,2026-01-01,free,europe,2026-01-02\n" for i in range(100, 104))
 
 
 def _drop(lake: LakeResource, name: str, text: str) -> None:
@@ -87,141 +90,143 @@ def test_batch_without_new_records_passes_the_batch_checks(lake: LakeResource) -
     assert checks["batch_volume"].passed
 
 
-def _job(lake: LakeResource) -> dg.JobDefinition:
-    """The raw users asset and its checks as one job, as the file sensor's runs execute them."""
+def _users_job(
+    lake: LakeResource, hook: dg.HookDefinition | None = None, contract: Contract = USERS
+) -> dg.JobDefinition:
+    """raw/users and its checks as one job, as the file sensor runs it per file."""
     return dg.Definitions(
-        assets=[build_file_drop_asset(USERS)],
-        asset_checks=[build_contract_checks(USERS)],
-        jobs=[dg.define_asset_job("users_job", selection=[raw_asset_key("users")])],
+        assets=[build_file_drop_asset(contract)],
+        asset_checks=[build_contract_checks(contract)],
+        jobs=[dg.define_asset_job("users_job", hooks={hook} if hook else None)],
         resources={"lake": lake},
     ).resolve_job_def("users_job")
 
 
-ASSET_STEP, CHECK_STEP = "raw__users", "users_contract_checks"
+def _file(name: str) -> dg.RunConfig:
+    return dg.RunConfig(ops={"raw__users": FileDropConfig(path=f"users/{name}")})
 
 
-def _file_config(name: str) -> dict[str, object]:
-    return {"ops": {"raw__users": {"config": {"path": f"users/{name}"}}}}
+def _evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-class _StepwiseRun:
-    """One run of ``job`` whose steps are executed one at a time, as a step worker does.
+def test_two_runs_at_once_each_judge_the_file_they_wrote(lake: LakeResource) -> None:
+    """Run A writes a rejected file; run B writes a clean one and is checked before A's checks.
 
-    Dagster's step-execution entry point (``execute_plan`` on a subset of the run's plan) is
-    what the multiprocess executor runs in each step's process; calling it here makes the
-    interleaving of two runs deterministic instead of timing-dependent.
+    A's checks then run while the asset's latest materialization is B's: they must still
+    judge A's file (every record rejected), and B's checks B's file.
     """
+    _drop(lake, "a.csv", HEADER + REJECTED)
+    _drop(lake, "b.csv", HEADER + CLEAN)
+    a_wrote, b_checked = threading.Event(), threading.Event()
+    held: list[str] = []
 
-    def __init__(
-        self,
-        job: dg.JobDefinition,
-        instance: dg.DagsterInstance,
-        run_config: dict[str, object],
-        parent: dg.DagsterRun | None = None,
-    ) -> None:
-        self.job, self.instance, self.run_config = job, instance, run_config
-        self.plan = create_execution_plan(job, run_config=run_config)
-        assert {s.key for s in self.plan.steps} == {ASSET_STEP, CHECK_STEP}
-        self.run = instance.create_run_for_job(
-            job,
-            execution_plan=self.plan,
-            run_config=run_config,
-            parent_run_id=parent.run_id if parent else None,
-            root_run_id=parent.root_run_id or parent.run_id if parent else None,
-        )
+    @dg.success_hook(name="hold_first_ingestion")
+    def hold_first_ingestion(context: dg.HookContext) -> None:
+        """After the first run's ingestion step, wait for the second run to finish."""
+        if context.op.name == "raw__users" and not held:
+            held.append(context.run_id)
+            a_wrote.set()
+            b_checked.wait(timeout=600)
 
-    def step(self, key: str) -> list[dg.DagsterEvent]:
-        """Execute one step of the run; fail the test if it fails."""
-        subset = self.plan.build_subset_plan(
-            [key], self.job, ResolvedRunConfig.build(self.job, self.run_config)
-        )
-        events = execute_plan(
-            subset, InMemoryJob(self.job), self.instance, self.run, run_config=self.run_config
-        )
-        assert not any(e.is_failure for e in events), [e.message for e in events if e.is_failure]
-        return events
-
-
-def _evaluations(events: list[dg.DagsterEvent]) -> dict[str, dg.AssetCheckEvaluation]:
-    return {
-        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
-        for e in events
-        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    }
-
-
-def _drop_two_batches(lake: LakeResource) -> None:
-    """``a.csv``: 3 of 4 records rejected (75%, over the fail threshold); ``b.csv``: 40 clean."""
-    _drop(
-        lake,
-        "a.csv",
-        HEADER
-        + "1,a@shop.example,2026-01-01,free,europe,2026-01-02\n"
-        + "2,bad,2026-01-01,free,europe,2026-01-02\n" * 3,
-    )
-    rows = "".join(
-        f"{i},u{i}@shop.example,2026-01-01,free,europe,2026-01-02\n" for i in range(5, 45)
-    )
-    _drop(lake, "b.csv", HEADER + rows)
-
-
-def test_each_run_judges_its_own_batch_when_runs_interleave(lake: LakeResource) -> None:
-    """Run A's asset step, then all of run B, then run A's check step (issue 11, item 6).
-
-    This is what happens when the sensor starts two files of one source at once: run B's
-    materialization lands between run A's asset step and its check step. Judging "the latest
-    materialization" judged B twice and A never.
-    """
-    _drop_two_batches(lake)
-    job = _job(lake)
+    job = _users_job(lake, hold_first_ingestion)
+    results: dict[str, dg.ExecuteInProcessResult] = {}
     with dg.instance_for_test() as instance:
-        run_a = _StepwiseRun(job, instance, _file_config("a.csv"))
-        run_a.step(ASSET_STEP)
-        run_b = job.execute_in_process(run_config=_file_config("b.csv"), instance=instance)
-        assert run_b.success
-        checks_a = _evaluations(run_a.step(CHECK_STEP))
+        run_a = threading.Thread(
+            target=lambda: results.update(
+                a=job.execute_in_process(run_config=_file("a.csv"), instance=instance)
+            )
+        )
+        run_a.start()
+        try:
+            assert a_wrote.wait(timeout=600)
+            results["b"] = job.execute_in_process(run_config=_file("b.csv"), instance=instance)
+        finally:
+            b_checked.set()
+            run_a.join(timeout=600)
+        a, b = results["a"], results["b"]
+        assert a.success and b.success and held == [a.run_id]
+        latest = instance.get_latest_materialization_event(USERS_KEY)
+        assert latest is not None and latest.run_id == b.run_id
 
-    checks_b = {e.check_name: e for e in run_b.get_asset_check_evaluations()}
-    assert checks_a["reject_rate"].metadata["reject_rate"].value == 0.75
+    checks_a, checks_b = _evaluations(a), _evaluations(b)
+    # The interleaving happened: when A's checks evaluated, the asset's latest materialization
+    # (the one Dagster attaches an evaluation to) was B's.
+    target = checks_a["reject_rate"].target_materialization_data
+    assert target is not None and target.run_id == b.run_id
     assert not checks_a["reject_rate"].passed
-    assert checks_a["reject_rate"].metadata["batch_id"].value == run_a.run.run_id
     assert checks_a["reject_rate"].severity == dg.AssetCheckSeverity.ERROR
-    assert checks_a["row_conservation"].metadata["records_read"].value == 4
+    assert checks_a["reject_rate"].metadata["rejected"].value == 4
     assert checks_a["row_conservation"].passed
+    assert checks_a["row_conservation"].metadata["records_read"].value == 4
     assert checks_a["batch_volume"].metadata["records"].value == 4
-    assert checks_b["reject_rate"].metadata["batch_id"].value == run_b.run_id
-    assert checks_b["reject_rate"].passed
-    assert checks_b["batch_volume"].metadata["records"].value == 40
+    assert all(checks_b[n].passed for n in ("row_conservation", "reject_rate", "batch_volume"))
+    assert checks_b["row_conservation"].metadata["records_read"].value == 40
+    for name in ("row_conservation", "reject_rate", "batch_volume"):
+        assert checks_a[name].metadata["batch_id"].value == a.run_id, name
+        assert checks_b[name].metadata["batch_id"].value == b.run_id, name
+        assert checks_a[name].metadata["judged"].value == "this run"
 
 
-def test_reexecuted_checks_judge_the_parent_runs_batch(lake: LakeResource) -> None:
-    """A re-execution of run A's check step only (as "from failure" does) judges A's batch,
-    even after run B materialized the asset."""
-    _drop_two_batches(lake)
-    job = _job(lake)
+def test_a_check_only_run_says_which_batch_it_judged(lake: LakeResource) -> None:
+    """Checks launched on their own (no materialization in the run) judge the latest batch,
+    the one Dagster attaches their evaluation to, and say so."""
     with dg.instance_for_test() as instance:
-        run_a = _StepwiseRun(job, instance, _file_config("a.csv"))
-        run_a.step(ASSET_STEP)
-        assert job.execute_in_process(run_config=_file_config("b.csv"), instance=instance).success
-        retry = _StepwiseRun(job, instance, _file_config("a.csv"), parent=run_a.run)
-        checks = _evaluations(retry.step(CHECK_STEP))
+        _drop(lake, "a.csv", HEADER + REJECTED)
+        job = _users_job(lake)
+        first = job.execute_in_process(run_config=_file("a.csv"), instance=instance)
+        checks = dg.materialize(
+            [build_file_drop_asset(USERS), build_contract_checks(USERS)],
+            selection=dg.AssetSelection.checks_for_assets(USERS_KEY),
+            resources={"lake": lake},
+            instance=instance,
+        )
+        assert checks.success and not checks.get_asset_materialization_events()
+    evaluations = _evaluations(checks)
+    reject_rate = evaluations["reject_rate"]
+    assert not reject_rate.passed
+    assert reject_rate.metadata["batch_id"].value == first.run_id
+    assert reject_rate.metadata["judged"].value == "latest materialization"
+    assert reject_rate.description is not None
+    assert reject_rate.description.startswith("Check-only run")
+    assert reject_rate.target_materialization_data is not None
+    assert reject_rate.target_materialization_data.run_id == first.run_id
 
-    assert not checks["reject_rate"].passed
-    assert checks["reject_rate"].metadata["batch_id"].value == run_a.run.run_id
-    assert "which this run re-executes" in (checks["reject_rate"].description or "")
+
+REPLAY = dg.RunConfig(ops={"raw__users": FileDropConfig(replay_dead_letters=True)})
 
 
-def test_check_only_run_judges_the_latest_batch_and_says_so(lake: LakeResource) -> None:
-    """A run that materialized nothing (checks launched by hand) judges the latest batch, named
-    in its description and metadata."""
-    _drop_two_batches(lake)
-    job = _job(lake)
+def test_replay_checks_judge_the_batches_it_replayed(lake: LakeResource, tmp_path: Path) -> None:
+    """Ingested under a stricter contract, 30 of 40 records are rejected; a replay under the
+    same contract moves nothing (the batch's reject rate stays red), one under the real
+    contract moves them all (green), and each replay conserves the batch's records."""
+    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
+    data["columns"][0]["max"] = 10  # user_id
+    (tmp_path / "users.yml").write_text(yaml.safe_dump(data))
+    strict = load_contract("users", tmp_path)
+    _drop(lake, "a.csv", HEADER + CLEAN)
     with dg.instance_for_test() as instance:
-        run_a = job.execute_in_process(run_config=_file_config("a.csv"), instance=instance)
-        run_b = job.execute_in_process(run_config=_file_config("b.csv"), instance=instance)
-        assert run_a.success and run_b.success
-        checks = _evaluations(_StepwiseRun(job, instance, _file_config("a.csv")).step(CHECK_STEP))
-
-    assert checks["reject_rate"].metadata["batch_id"].value == run_b.run_id
-    assert checks["reject_rate"].passed
-    assert "check-only run" in (checks["reject_rate"].description or "")
+        ingestion = _users_job(lake, contract=strict).execute_in_process(
+            run_config=_file("a.csv"), instance=instance
+        )
+        assert not _evaluations(ingestion)["reject_rate"].passed
+        replays = [
+            _users_job(lake, contract=contract).execute_in_process(
+                run_config=REPLAY, instance=instance
+            )
+            for contract in (strict, USERS)
+        ]
+    for replay, moved in zip(replays, (0, 30), strict=True):
+        checks = _evaluations(replay)
+        conservation = checks["row_conservation"].metadata
+        assert checks["row_conservation"].passed, conservation
+        assert (conservation["examined"].value, conservation["moved"].value) == (30, moved)
+        assert conservation["still_rejected"].value == 30 - moved
+        assert conservation["unverified_batches"].value == []  # the ingestion run is known
+        assert conservation["duplicated_records"].value == 0
+        assert checks["reject_rate"].metadata["batch_id"].value == replay.run_id
+        assert checks["reject_rate"].metadata["rejected"].value == 30 - moved
+        assert checks["batch_volume"].passed
+    assert not _evaluations(replays[0])["reject_rate"].passed  # nothing moved: 75% still
+    assert _evaluations(replays[0])["reject_rate"].severity == dg.AssetCheckSeverity.ERROR
+    assert _evaluations(replays[1])["reject_rate"].passed
