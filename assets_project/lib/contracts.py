@@ -92,7 +92,8 @@ class Column(BaseModel):
     enum_subsets: tuple[tuple[str, tuple[str, ...]], ...] = Field(
         default=(),
         description="Named subsets of the enum that models downstream use, written as a mapping "
-        "(e.g. ``revenue: [paid, shipped, delivered]``); kept as (name, members) pairs.",
+        "of name to members (e.g. the order statuses that count as revenue); kept as "
+        "(name, members) pairs.",
     )
     min: float | None = None
     max: float | None = None

@@ -117,7 +117,11 @@ def render_macro(contracts: Sequence[Contract]) -> str:
             entries.append(f"        'enum': {_jinja_list(column.enum)},")
             subsets = [f"{_jinja_string(n)}: {_jinja_list(m)}," for n, m in column.enum_subsets]
             if subsets:
-                entries += ["        'subsets': {", *(f"          {s}" for s in subsets), "        },"]
+                entries += [
+                    "        'subsets': {",
+                    *(f"          {s}" for s in subsets),
+                    "        },",
+                ]
             else:
                 entries.append("        'subsets': {},")
             entries.append("      },")
@@ -164,20 +168,24 @@ def generated_files(contracts_dir: Path = CONTRACTS_DIR) -> dict[Path, str]:
     return {SOURCES_PATH: render_sources(contracts), MACRO_PATH: render_macro(contracts)}
 
 
-def stale_files(project_dir: Path = DBT_PROJECT_DIR) -> list[Path]:
+def stale_files(
+    project_dir: Path = DBT_PROJECT_DIR, contracts_dir: Path = CONTRACTS_DIR
+) -> list[Path]:
     """Generated files under ``project_dir`` whose text differs from what the contracts give."""
     return [
         relative
-        for relative, text in generated_files().items()
+        for relative, text in generated_files(contracts_dir).items()
         if not (project_dir / relative).is_file()
         or (project_dir / relative).read_text(encoding="utf-8") != text
     ]
 
 
-def write_files(project_dir: Path = DBT_PROJECT_DIR) -> list[Path]:
+def write_files(
+    project_dir: Path = DBT_PROJECT_DIR, contracts_dir: Path = CONTRACTS_DIR
+) -> list[Path]:
     """Write the generated files that differ; returns them (relative to ``project_dir``)."""
-    stale = stale_files(project_dir)
-    files = generated_files()
+    files = generated_files(contracts_dir)
+    stale = stale_files(project_dir, contracts_dir)
     for relative in stale:
         (project_dir / relative).write_text(files[relative], encoding="utf-8")
     return stale
@@ -191,14 +199,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a file is stale"
     )
+    parser.add_argument("--project-dir", type=Path, default=DBT_PROJECT_DIR)
+    parser.add_argument("--contracts-dir", type=Path, default=CONTRACTS_DIR)
     args = parser.parse_args(argv)
     if args.check:
-        stale = stale_files()
+        stale = stale_files(args.project_dir, args.contracts_dir)
         for relative in stale:
-            sys.stderr.write(f"stale: dbt_project/{relative} (run {_COMMAND})\n")
+            sys.stderr.write(f"stale: {args.project_dir / relative} (run {_COMMAND})\n")
         return 1 if stale else 0
-    for relative in write_files():
-        sys.stdout.write(f"wrote dbt_project/{relative}\n")
+    for relative in write_files(args.project_dir, args.contracts_dir):
+        sys.stdout.write(f"wrote {args.project_dir / relative}\n")
     return 0
 
 
