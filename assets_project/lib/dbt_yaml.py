@@ -163,8 +163,12 @@ def render_macro(contracts: Sequence[Contract]) -> str:
 
 
 def generated_files(contracts_dir: Path = CONTRACTS_DIR) -> dict[Path, str]:
-    """Each generated file (relative to ``dbt_project/``) with the text the contracts give."""
-    contracts = [load_contract(name, contracts_dir) for name in source_names(contracts_dir)]
+    """Each generated file (relative to ``dbt_project/``) with the text the contracts give.
+
+    The contract files are read as they are now (not from ``load_contract``'s cache).
+    """
+    load = load_contract.__wrapped__
+    contracts = [load(name, contracts_dir) for name in source_names(contracts_dir)]
     return {SOURCES_PATH: render_sources(contracts), MACRO_PATH: render_macro(contracts)}
 
 
