@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +105,11 @@ def test_accepted_values_come_from_contract_enums() -> None:
 
 def test_every_contract_enum_is_checked_in_staging() -> None:
     """stg_<source>.<column> has an accepted_values test for every enum column of a contract."""
-    checked = {
-        (model, column, CONTRACT_VALUES.match(values)["source"])  # type: ignore[index]
-        for model, column, values in _accepted_values()
-        if isinstance(values, str) and CONTRACT_VALUES.match(values)
-    }
+    checked = set()
+    for model, column, values in _accepted_values():
+        match = CONTRACT_VALUES.match(values) if isinstance(values, str) else None
+        if match:
+            checked.add((model, column, match["source"]))
     for source, column in _enums():
         assert (f"stg_{source}", column, source) in checked, f"stg_{source}.{column}"
 
@@ -134,25 +135,24 @@ def _repo_files() -> list[Path]:
     return files
 
 
-def _written_enums(text: str, enums: dict[tuple[str, str], tuple[str, ...]]) -> list[str]:
+def _written_enums(text: str, enums: Mapping[tuple[str, str], tuple[str, ...]]) -> list[str]:
     """Runs of three or more distinct members of one enum written together (a list) in text."""
     words = list(_WORD.finditer(text))
     found = []
     for (source, column), enum in enums.items():
-        run: list[re.Match[str]] = []
-        for word in [*words, None]:
-            adjacent = (
-                word is not None
-                and word[0] in enum
-                and (not run or _BETWEEN.match(text[run[-1].end() : word.start()]))
-            )
-            if adjacent:
-                run.append(word)  # type: ignore[arg-type]
-                continue
+        runs: list[list[re.Match[str]]] = [[]]
+        for word in words:
+            run = runs[-1]
+            if word[0] not in enum:
+                runs.append([])
+            elif run and not _BETWEEN.match(text[run[-1].end() : word.start()]):
+                runs.append([word])
+            else:
+                run.append(word)
+        for run in runs:
             if len({w[0] for w in run}) >= 3:
                 line = text.count("\n", 0, run[0].start()) + 1
                 found.append(f"line {line}: {source}.{column} {[w[0] for w in run]}")
-            run = [word] if word is not None and word[0] in enum else []
     return found
 
 
