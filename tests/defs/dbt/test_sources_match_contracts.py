@@ -103,6 +103,23 @@ def test_accepted_values_come_from_contract_enums() -> None:
             load_contract(match["source"]).column(column).enum_subset(match["subset"])
 
 
+@pytest.mark.parametrize("source", source_names())
+def test_staging_columns_keep_the_contract_descriptions(source: str) -> None:
+    """stg_<source> describes each column it takes over from the contract in the contract's words."""
+    (model,) = [
+        m
+        for m in yaml.safe_load(
+            (REPO / "dbt_project/models/staging/_staging__models.yml").read_text()
+        )["models"]
+        if m["name"] == f"stg_{source}"
+    ]
+    contract = {c.name: c.description for c in load_contract(source).columns}
+    shared = [c for c in model["columns"] if c["name"] in contract]
+    assert shared, f"stg_{source} takes over no contract column"
+    for column in shared:
+        assert column["description"].strip() == contract[column["name"]], column["name"]
+
+
 def test_every_contract_enum_is_checked_in_staging() -> None:
     """stg_<source>.<column> has an accepted_values test for every enum column of a contract."""
     checked = set()
