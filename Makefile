@@ -45,6 +45,12 @@ dbt-manifest: install
 		LAKE_URI=$${LAKE_URI:-$(DATA_DIR)/lake} \
 		../$(VENV)/bin/dbt parse --quiet --profiles-dir . --project-dir .
 
+## The dbt files that repeat contract facts (the raw sources YAML, the contract_values macro of
+## the enums), regenerated from assets_project/contracts after a contract changes.
+.PHONY: dbt-yaml
+dbt-yaml: install
+	$(PY) -m assets_project.lib.dbt_yaml
+
 dagster-home:
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml

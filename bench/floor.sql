@@ -6,9 +6,16 @@
 -- models and writes the six marts of dbt_project/models/marts as Parquet. No ingestion, no
 -- Delta, no dead-letter table, no dbt: the least work that gives the same mart rows.
 --
--- The caller sets two variables first:
+-- The caller sets the variables first: two paths, and the contract enums (lists of VARCHAR, read
+-- from the contracts by bench/marts.py: no enum is written here).
 --   SET VARIABLE landing = '/path/to/landing';  -- holds users/, products/, orders/, user_events/
 --   SET VARIABLE out = '/path/to/out';          -- an existing folder for <mart>.parquet
+--   SET VARIABLE user_tiers = [...];            -- users.user_tier
+--   SET VARIABLE regions = [...];               -- users.geographic_region
+--   SET VARIABLE categories = [...];            -- products.category
+--   SET VARIABLE statuses = [...];              -- orders.status
+--   SET VARIABLE revenue_statuses = [...];      -- orders.status, enum subset revenue
+--   SET VARIABLE event_types = [...];           -- user_events.event_type
 --
 -- Validation, as in validation.py: a value is missing when empty (NULLIF(x, '')); integers must
 -- match [+-]?[0-9]+ after trim (spaces only) and fit the type; decimals, dates and timestamps
@@ -74,10 +81,8 @@ WHERE user_id IS NOT NULL
   AND regexp_full_match(email, '^[^@\s]+@[^@\s]+\.[^@\s]+$')
   AND length(email) <= 254
   AND signup_date IS NOT NULL
-  AND user_tier IN ('free', 'basic', 'premium', 'enterprise')
-  AND geographic_region IN (
-      'north_america', 'europe', 'asia_pacific', 'latin_america', 'middle_east_africa'
-  )
+  AND list_contains(getvariable('user_tiers'), user_tier)
+  AND list_contains(getvariable('regions'), geographic_region)
   AND updated_at IS NOT NULL
 QUALIFY row_number() OVER (
     PARTITION BY user_id
@@ -121,9 +126,7 @@ FROM typed
 WHERE product_id IS NOT NULL
   AND product_name IS NOT NULL
   AND length(product_name) <= 200
-  AND category IN (
-      'electronics', 'books', 'home', 'clothing', 'sports', 'toys', 'beauty', 'grocery'
-  )
+  AND list_contains(getvariable('categories'), category)
   AND unit_price BETWEEN 0 AND 100000
   AND updated_at IS NOT NULL
 QUALIFY row_number() OVER (
@@ -179,7 +182,7 @@ WHERE order_id IS NOT NULL
   AND product_id IS NOT NULL
   AND quantity BETWEEN 1 AND 1000
   AND unit_price BETWEEN 0 AND 100000
-  AND status IN ('pending', 'paid', 'shipped', 'delivered', 'cancelled', 'returned')
+  AND list_contains(getvariable('statuses'), status)
   AND created_at IS NOT NULL
   AND updated_at IS NOT NULL
 QUALIFY row_number() OVER (
@@ -232,7 +235,7 @@ WHERE event_id IS NOT NULL
       event_id, '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   )
   AND user_id IS NOT NULL
-  AND event_type IN ('page_view', 'click', 'purchase', 'signup', 'logout')
+  AND list_contains(getvariable('event_types'), event_type)
   AND event_timestamp IS NOT NULL
   AND properties_ok
   AND amount_ok
@@ -255,7 +258,7 @@ SELECT
     o.unit_price,
     CAST(o.quantity * o.unit_price AS DECIMAL(18, 2)) AS order_amount,
     o.status,
-    o.status IN ('paid', 'shipped', 'delivered') AS is_revenue,
+    list_contains(getvariable('revenue_statuses'), o.status) AS is_revenue,
     CAST(o.created_at AS DATE) AS order_date,
     o.created_at,
     o.updated_at,

@@ -11,7 +11,7 @@ the floor (:func:`run_floor`)
     each JSON line read as text and taken apart with one ``json_extract_string`` call, the
     contract rules as ``WHERE`` conditions, ``QUALIFY row_number()`` for the newest version per
     key, the marts as ``COPY ... TO '<out>/<mart>.parquet'``. Python only sets the ``landing``
-    and ``out`` variables and executes the script. It is the least work that gives the marts:
+    and ``out`` variables and the contract enums, and executes the script. It is the least work that gives the marts:
     no ingestion bookkeeping, no Delta, no dead-letter table, no dbt.
 the pandas way (:func:`run_pandas`)
     A single-process pandas program in the common tutorial style: ``pd.read_csv(dtype=str)``
@@ -57,9 +57,20 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from assets_project.lib.contracts import load_contract
+
 log = logging.getLogger(__name__)
 
 FLOOR_SQL = Path(__file__).resolve().parent / "floor.sql"
+#: The contract enums the baselines check, by the name of the floor's variable.
+ENUMS: dict[str, tuple[str, ...]] = {
+    "user_tiers": load_contract("users").enum("user_tier"),
+    "regions": load_contract("users").enum("geographic_region"),
+    "categories": load_contract("products").enum("category"),
+    "statuses": load_contract("orders").enum("status"),
+    "revenue_statuses": load_contract("orders").enum("status", "revenue"),
+    "event_types": load_contract("user_events").enum("event_type"),
+}
 
 #: The columns compared per mart (``agg_events_per_minute.last_extracted_at`` is ingestion time).
 MART_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -178,13 +189,16 @@ def _ident(name: str) -> str:
 def run_floor(landing: Path, out: Path) -> None:
     """Compute the six marts from ``landing`` with ``bench/floor.sql`` into ``out/<mart>.parquet``.
 
-    DuckDB runs with its defaults (all cores, in memory); Python only sets the two variables.
+    DuckDB runs with its defaults (all cores, in memory); Python only sets the variables (the
+    two paths and the contract enums, :data:`ENUMS`).
     """
     out.mkdir(parents=True, exist_ok=True)
     with duckdb.connect() as connection:
         connection.execute("SET enable_progress_bar = false")
         connection.execute("SET VARIABLE landing = ?", [str(landing)])
         connection.execute("SET VARIABLE out = ?", [str(out)])
+        for name, members in ENUMS.items():
+            connection.execute(f"SET VARIABLE {name} = ?::VARCHAR[]", [list(members)])
         connection.execute(FLOOR_SQL.read_text(encoding="utf-8"))
     log.info("floor: marts of %s written to %s", landing, out)
 
@@ -196,12 +210,13 @@ BIGINT_RANGE = (-(2**63), 2**63 - 1)
 INTEGER_RANGE = (-(2**31), 2**31 - 1)
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-TIERS = ["free", "basic", "premium", "enterprise"]
-REGIONS = ["north_america", "europe", "asia_pacific", "latin_america", "middle_east_africa"]
-CATEGORIES = ["electronics", "books", "home", "clothing", "sports", "toys", "beauty", "grocery"]
-STATUSES = ["pending", "paid", "shipped", "delivered", "cancelled", "returned"]
-REVENUE_STATUSES = ["paid", "shipped", "delivered"]
-EVENT_TYPES = ["page_view", "click", "purchase", "signup", "logout"]
+# The contract enums (from the contracts, as the floor's variables are).
+TIERS = list(ENUMS["user_tiers"])
+REGIONS = list(ENUMS["regions"])
+CATEGORIES = list(ENUMS["categories"])
+STATUSES = list(ENUMS["statuses"])
+REVENUE_STATUSES = list(ENUMS["revenue_statuses"])
+EVENT_TYPES = list(ENUMS["event_types"])
 
 
 def to_int(text: pd.Series, bounds: tuple[int, int] = BIGINT_RANGE) -> pd.Series:

@@ -89,6 +89,9 @@ def write_delta_events(path: Path, events: int, seed: int) -> int:
     inside the incremental models' lookback and window grace, so an incremental run must give
     the marts a full refresh gives. Users exist in every generated size (ids 1 .. events/20).
     """
+    from assets_project.lib.contracts import load_contract
+
+    event_types = load_contract("user_events").enum("event_type")
     rng = random.Random(seed)
     end = 1_769_904_000  # 2026-02-01T00:00:00Z, where the generated month ends
     users = max(50, events // 20)
@@ -100,7 +103,7 @@ def write_delta_events(path: Path, events: int, seed: int) -> int:
                 at = end + rng.randrange(0, 12 * 3600)
             else:
                 at = end - rng.randrange(2 * 86_400, 9 * 86_400)
-            kind = rng.choice(("page_view", "page_view", "click", "purchase", "logout"))
+            kind = rng.choice(event_types)
             properties: dict[str, Any] = {"page": f"/p/{rng.randrange(1, 500)}"}
             if kind == "purchase":
                 quantity = rng.randrange(1, 4)

@@ -80,8 +80,8 @@ REASON_VALUE_PREVIEW = 200  # validation._VALUE_PREVIEW
 
 BASE_S = 1_767_225_600  # 2026-01-01T00:00:00Z
 MONTH_S = 31 * 86_400
-STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled", "returned")
-_STATUS_P = (0.15, 0.25, 0.2, 0.3, 0.05, 0.05)
+STATUSES = load_contract("orders").enum("status")
+_STATUS_P = (0.15, 0.25, 0.2, 0.3, 0.05, 0.05)  # per member of STATUSES, in its order
 
 #: (column, broken value): one per kind the demo generator injects into orders, and a few more.
 DEFECTS: tuple[tuple[str, str], ...] = (

@@ -89,6 +89,12 @@ class Column(BaseModel):
     description: str
     required: bool = False
     enum: tuple[str, ...] | None = None
+    enum_subsets: tuple[tuple[str, tuple[str, ...]], ...] = Field(
+        default=(),
+        description="Named subsets of the enum that models downstream use, written as a mapping "
+        "of name to members (e.g. the order statuses that count as revenue); kept as "
+        "(name, members) pairs.",
+    )
     min: float | None = None
     max: float | None = None
     regex: str | None = None
@@ -110,6 +116,11 @@ class Column(BaseModel):
             raise ValueError(f"{value!r} is reserved for the lake's own columns")
         return value
 
+    @field_validator("enum_subsets", mode="before")
+    @classmethod
+    def _subsets_as_pairs(cls, value: object) -> object:
+        return tuple(value.items()) if isinstance(value, dict) else value
+
     @field_validator("type")
     @classmethod
     def _type_known(cls, value: str) -> str:
@@ -130,12 +141,34 @@ class Column(BaseModel):
             raise ValueError(f"min/max only apply to numeric columns, not {self.type}")
         if (self.regex or self.max_length or self.enum) and self.type != "varchar":
             raise ValueError("regex, max_length and enum only apply to varchar columns")
+        if self.enum is not None and len(set(self.enum)) != len(self.enum):
+            raise ValueError(f"enum of column {self.name} lists a member twice")
+        for subset, members in self.enum_subsets:
+            _check_identifier(subset)
+            if self.enum is None:
+                raise ValueError(f"enum_subsets of column {self.name} need an enum")
+            unknown = [m for m in members if m not in self.enum]
+            if not members or unknown or len(set(members)) != len(members):
+                raise ValueError(
+                    f"enum subset {subset!r} of column {self.name} must list distinct members "
+                    f"of its enum (unknown: {unknown})"
+                )
+        subset_names = [name for name, _ in self.enum_subsets]
+        if len(set(subset_names)) != len(subset_names):
+            raise ValueError(f"enum_subsets of column {self.name} name a subset twice")
         if self.regex is not None and (problem := re2_problem(self.regex)) is not None:
             raise ValueError(
                 f"regex of column {self.name} is not valid for RE2, the engine that runs it "
                 f"(DuckDB): {problem}"
             )
         return self
+
+    def enum_subset(self, name: str) -> tuple[str, ...]:
+        """The members of the enum subset called ``name``, as the contract lists them."""
+        for subset, members in self.enum_subsets:
+            if subset == name:
+                return members
+        raise KeyError(f"column {self.name} has no enum subset {name!r}")
 
     @property
     def sql_type(self) -> str:
@@ -302,6 +335,16 @@ class Contract(BaseModel):
             if column.name == name:
                 return column
         raise KeyError(name)
+
+    def enum(self, column: str, subset: str | None = None) -> tuple[str, ...]:
+        """The enum of ``column`` (or its subset called ``subset``), as the contract lists it.
+
+        The one way code outside the contracts names enum members: nothing else writes them.
+        """
+        col = self.column(column)
+        if col.enum is None:
+            raise KeyError(f"column {self.name}.{column} has no enum")
+        return col.enum if subset is None else col.enum_subset(subset)
 
     @property
     def input_columns(self) -> tuple[Column, ...]:

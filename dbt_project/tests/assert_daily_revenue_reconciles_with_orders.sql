@@ -1,7 +1,7 @@
 {{ config(meta={"dagster": {"ref": {"name": "fct_daily_revenue"}}}) }}
 
 -- Revenue, order count and units in fct_daily_revenue must equal the totals over the
--- revenue orders (paid, shipped, delivered) in fct_orders. Returns a row on mismatch.
+-- revenue orders (is_revenue) in fct_orders. Returns a row on mismatch.
 with daily as (
 
     select

@@ -26,6 +26,12 @@ def _contract(name: str) -> dict[str, Any]:
     return yaml.safe_load((CONTRACTS / f"{name}.yml").read_text())
 
 
+def _revenue_statuses() -> list[str]:
+    """The order statuses that count as revenue: the orders contract's status subset."""
+    (status,) = [c for c in _contract("orders")["columns"] if c["name"] == "status"]
+    return list(status["enum_subsets"]["revenue"])
+
+
 def _text(value: Any) -> str | None:
     """A JSON value as DuckDB's json_extract_string shows it (None for null/missing)."""
     if value is None:
@@ -172,7 +178,7 @@ def build_reference(landing: Path) -> Reference:
     events = _validate("user_events", _json_records(landing / "user_events"))
     events = _latest(events, "event_id", ["_source", "_source_line"])
 
-    revenue = orders[orders["status"].isin(["paid", "shipped", "delivered"])].merge(
+    revenue = orders[orders["status"].isin(_revenue_statuses())].merge(
         users[["user_id", "geographic_region"]], on="user_id", how="left"
     )
     revenue["revenue_date"] = revenue["created_at"].dt.date

@@ -160,3 +160,52 @@ def test_a_contract_column_may_not_take_a_reserved_name(tmp_path: Path, name: st
     (tmp_path / "users.yml").write_text(yaml.safe_dump(data))
     with pytest.raises(ContractError, match=f"{name!r} is reserved for the lake's own columns"):
         load_contract("users", tmp_path)
+
+
+def test_orders_name_the_statuses_that_count_as_revenue() -> None:
+    orders = load_contract("orders")
+    revenue = orders.enum("status", "revenue")
+    assert revenue and set(revenue) < set(orders.enum("status"))
+    with pytest.raises(KeyError, match="no enum subset 'refund'"):
+        orders.enum("status", "refund")
+    with pytest.raises(KeyError, match="has no enum"):
+        orders.enum("order_id")
+
+
+def _with_tier_subsets(tmp_path: Path, **column: object) -> Path:
+    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
+    (tier,) = [c for c in data["columns"] if c["name"] == "user_tier"]
+    tier.update(column)
+    (tmp_path / "users.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return tmp_path
+
+
+def test_enum_subsets_keep_their_order(tmp_path: Path) -> None:
+    tiers = load_contract("users").enum("user_tier")
+    paying = [tiers[-1], *tiers[1:-1]]
+    contract = load_contract("users", _with_tier_subsets(tmp_path, enum_subsets={"paying": paying}))
+    assert contract.enum("user_tier", "paying") == tuple(paying)
+    assert contract.column("user_tier").enum_subsets == (("paying", tuple(paying)),)
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ({"enum_subsets": {"odd": ["platinum"]}}, "must list distinct members of its enum"),
+        ({"enum_subsets": {"odd": []}}, "must list distinct members of its enum"),
+        ({"enum_subsets": {"Odd": None}}, "enum_subsets"),
+        ({"enum_subsets": {"Odd": ["x"]}}, "not a lower-case SQL identifier"),
+        ({"enum": None, "enum_subsets": {"odd": ["x"]}}, "need an enum"),
+        ({"enum": ["a", "b", "a"]}, "lists a member twice"),
+    ],
+)
+def test_malformed_enum_subsets_are_refused(tmp_path: Path, column: dict, message: str) -> None:
+    with pytest.raises(ContractError, match=message):
+        load_contract("users", _with_tier_subsets(tmp_path, **column))
+
+
+def test_an_enum_subset_may_not_repeat_a_member(tmp_path: Path) -> None:
+    first = load_contract("users").enum("user_tier")[0]
+    directory = _with_tier_subsets(tmp_path, enum_subsets={"odd": [first, first]})
+    with pytest.raises(ContractError, match="must list distinct members"):
+        load_contract("users", directory)

@@ -33,8 +33,8 @@ Versions
     A user's first version is in the file of its id block; about 20 % of users get a tier or
     region change (5 % a second one) in January 2026, written to the same or a later file with a
     later ``updated_at``. About 25 % of products get a price change the same way. Orders are a
-    change log: ``pending`` at ``created_at`` then ``paid``, ``shipped``, ``delivered`` (some end
-    ``cancelled`` or ``returned``), one row per status with a strictly later ``updated_at``, each in
+    change log: ``pending`` at ``created_at``, then ``paid``, then ``shipped`` and ``delivered``
+    (some end ``cancelled`` or ``returned``), one row per status with a strictly later ``updated_at``, each in
     the file whose time slice holds its ``updated_at``; changes after 2026-01-31 are not exported.
 
 Defects (counted per file and kind in the manifest)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from assets_project.lib.contracts import load_contract
+
 GENERATOR_VERSION = 1
 BASE_DATE = "2026-01-01"
 BASE_S = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -75,18 +77,32 @@ DEFECT_RATES: dict[str, float] = {
     LATE_EVENT: 0.005,
 }
 
-# Contract enums, in the order of the codes used below.
-TIERS = ("free", "basic", "premium", "enterprise")
-REGIONS = ("north_america", "europe", "asia_pacific", "latin_america", "middle_east_africa")
-CATEGORIES = ("electronics", "books", "home", "clothing", "sports", "toys", "beauty", "grocery")
-STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled", "returned")
-EVENT_TYPES = ("page_view", "click", "purchase", "signup", "logout")
-_PENDING, _PAID, _SHIPPED, _DELIVERED, _CANCELLED, _RETURNED = range(6)
-_PAGE_VIEW, _CLICK, _PURCHASE, _SIGNUP, _LOGOUT = range(5)
+# Contract enums, read from the contracts (never written here): records hold their members by
+# code, the position in the contract's list.
+TIERS = load_contract(USERS).enum("user_tier")
+REGIONS = load_contract(USERS).enum("geographic_region")
+CATEGORIES = load_contract(PRODUCTS).enum("category")
+STATUSES = load_contract(ORDERS).enum("status")
+EVENT_TYPES = load_contract(USER_EVENTS).enum("event_type")
+# Codes of the members the order life cycle and the event payloads name.
+_PENDING = STATUSES.index("pending")
+_PAID = STATUSES.index("paid")
+_SHIPPED = STATUSES.index("shipped")
+_DELIVERED = STATUSES.index("delivered")
+_CANCELLED = STATUSES.index("cancelled")
+_RETURNED = STATUSES.index("returned")
+_PAGE_VIEW = EVENT_TYPES.index("page_view")
+_CLICK = EVENT_TYPES.index("click")
+_PURCHASE = EVENT_TYPES.index("purchase")
+_SIGNUP = EVENT_TYPES.index("signup")
+_LOGOUT = EVENT_TYPES.index("logout")
 
+# Probability of each member, in the contract's order (a changed enum must change these too).
 _TIER_P = (0.55, 0.25, 0.15, 0.05)
 _REGION_P = (0.30, 0.32, 0.22, 0.10, 0.06)
 _EVENT_P = (0.60, 0.25, 0.05, 0.02, 0.08)
+if (len(_TIER_P), len(_REGION_P), len(_EVENT_P)) != (len(TIERS), len(REGIONS), len(EVENT_TYPES)):
+    raise ValueError("demo generator: a contract enum changed; update the member probabilities")
 
 _FIRST = (
     "anna", "ben", "carla", "david", "elif", "felix", "grace", "hugo", "ines", "jonas",

@@ -28,7 +28,9 @@ final as (
         orders.unit_price,
         cast(orders.quantity * orders.unit_price as decimal(18, 2)) as order_amount,
         orders.status,
-        orders.status in ('paid', 'shipped', 'delivered')           as is_revenue,
+        orders.status in (
+            {{ contract_values_sql('orders', 'status', 'revenue') }}
+        )                                                           as is_revenue,
         cast(orders.created_at as date)                             as order_date,
         orders.created_at,
         orders.updated_at,
