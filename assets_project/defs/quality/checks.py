@@ -147,9 +147,7 @@ def judged_batch(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> Ju
     return JudgedBatch(latest.run_id, latest.asset_materialization, "latest materialization")
 
 
-def _passing(
-    key: dg.AssetKey, description: str, **metadata: Any
-) -> Iterator[dg.AssetCheckResult]:
+def _passing(key: dg.AssetKey, description: str, **metadata: Any) -> Iterator[dg.AssetCheckResult]:
     for name in BATCH_CHECKS:
         yield dg.AssetCheckResult(
             asset_key=key, check_name=name, passed=True, description=description, metadata=metadata
