@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,8 +50,9 @@ from confluent_kafka import (
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.transaction import AddAction
 
+from assets_project.lib.batches import LoadCounts, extraction_time, with_lake_metadata
 from assets_project.lib.contracts import Contract
-from assets_project.lib.ingest import reason_text, tally_reasons
+from assets_project.lib.deadletter import Reason, dead_letter_rows, tally_reasons
 from assets_project.lib.lake import (
     DLQ_SCHEMA,
     PARTITION_COLUMN,
@@ -191,24 +192,18 @@ def end_offsets(client: Consumer, topic: str, partitions: Iterable[int], timeout
     }
 
 
-@dataclass
-class StreamResult:
-    """What one bounded consumption did."""
+@dataclass(kw_only=True)
+class StreamResult(LoadCounts):
+    """What one bounded consumption did (``rows_in``: messages this run wrote to the raw or
+    the dead-letter table)."""
 
     topic: str
     messages: int = 0
-    rows_in: int = 0  # messages written to raw or dead-letter by this run
-    rows_written: int = 0
-    rows_rejected: int = 0
     skipped_already_stored: int = 0
     chunks: int = 0
     ranges: dict[int, list[int]] = field(default_factory=dict)  # partition: [first, next]
     caught_up: bool = False
     stopped_by: str = ""
-    seconds: float = 0.0
-    reject_reasons: dict[str, int] = field(default_factory=dict)
-    raw_version: int | None = None
-    dlq_version: int | None = None
 
 
 def _decode(values: list[bytes | None]) -> tuple[pa.Array, dict[int, str]]:
@@ -252,13 +247,27 @@ class _Positions:
     dlq: dict[int, int]
 
 
+def _positions(messages: list[Message]) -> tuple[list[int], list[int]]:
+    """Partition and offset of each consumed message (both set on a message without error)."""
+    partitions: list[int] = []
+    offsets: list[int] = []
+    for message in messages:
+        partition, offset = message.partition(), message.offset()
+        if partition is None or offset is None:
+            raise KafkaException(f"a consumed message has no position: {message.error()}")
+        partitions.append(partition)
+        offsets.append(offset)
+    return partitions, offsets
+
+
 class _Chunk:
     """Messages of one chunk, in consumption order."""
 
     def __init__(self, messages: list[Message]):
         self.messages = messages
-        partitions = [m.partition() for m in messages]
-        offsets = [m.offset() for m in messages]
+        partitions, offsets = _positions(messages)
+        self.partition_of = partitions
+        self.offset_of = offsets
         self.partitions = pa.array(partitions, pa.int32())
         self.offsets = pa.array(offsets, pa.int64())
         self.first: dict[int, int] = {}
@@ -403,8 +412,6 @@ class StreamIngestor:
                 crash_point("after_kafka_commit")
         finally:
             consumer.close()
-        result.raw_version = DeltaTable(self._raw_uri).version()
-        result.dlq_version = DeltaTable(self._dlq_uri).version()
         result.seconds = time.perf_counter() - started
         return result
 
@@ -483,7 +490,7 @@ class StreamIngestor:
         dead.sort(key=lambda item: item[0])
         tally_reasons(result.reject_reasons, [rs for _, _, rs in dead])
 
-        extracted_at = datetime.now(UTC).replace(tzinfo=None)
+        extracted_at = extraction_time()
         write_deltalake(
             self._checked_table(self._dlq_uri, chunk, floor.dlq),
             self._dead_letter_table(chunk, dead, extracted_at),
@@ -534,42 +541,40 @@ class StreamIngestor:
         )
 
     def _dead_letter_table(
-        self, chunk: _Chunk, dead: list[tuple[int, str | None, list]], extracted_at: datetime
+        self,
+        chunk: _Chunk,
+        dead: list[tuple[int, str | None, list[Reason]]],
+        extracted_at: datetime,
     ) -> pa.Table:
-        messages = [chunk.messages[i] for i, _, _ in dead]
-        n = len(dead)
-        return pa.table(
-            {
-                "_source": [source_name(self.topic, m.partition()) for m in messages],
-                "_source_line": pa.array([m.offset() for m in messages], pa.int64()),
-                "_batch_id": [self.batch_id] * n,
-                "_extracted_at": pa.array([extracted_at] * n, pa.timestamp("us")),
-                "contract_version": pa.array([self.contract.version] * n, pa.int32()),
-                "record": pa.array([rec for _, rec, _ in dead], pa.string()),
-                "reason": [reason_text(rs) for _, _, rs in dead],
-                "reasons": [rs for _, _, rs in dead],
-                KEY_COLUMN: pa.array([_text(m.key()) for m in messages], pa.string()),
-            }
-        ).cast(KAFKA_DLQ_SCHEMA)
+        indexes = [i for i, _, _ in dead]
+        return dead_letter_rows(
+            source=[source_name(self.topic, chunk.partition_of[i]) for i in indexes],
+            source_lines=[chunk.offset_of[i] for i in indexes],
+            batch_id=self.batch_id,
+            extracted_at=extracted_at,
+            contract_version=self.contract.version,
+            records=[rec for _, rec, _ in dead],
+            reasons=[rs for _, _, rs in dead],
+            schema=KAFKA_DLQ_SCHEMA,
+            extra={
+                KEY_COLUMN: pa.array([_text(chunk.messages[i].key()) for i in indexes], pa.string())
+            },
+        )
 
     def _raw_rows(
         self, valid: pa.Table, partitions: pa.Array, offsets: pa.Array, extracted_at: datetime
     ) -> pa.Table:
-        schema = raw_schema(self.contract)
-        n = valid.num_rows
         size = (pc.max(partitions).as_py() or 0) + 1 if len(partitions) else 1
         names = pa.array([source_name(self.topic, p) for p in range(size)])
-        table = valid.drop_columns(["_source_line"])
-        table = table.append_column("_source", pc.take(names, partitions))
-        table = table.append_column("_source_line", offsets)
-        table = table.append_column("_batch_id", pa.array([self.batch_id] * n, pa.string()))
-        table = table.append_column(
-            "_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us"))
+        return with_lake_metadata(
+            valid,
+            self.contract,
+            raw_schema(self.contract),
+            source=pc.take(names, partitions),
+            batch_id=self.batch_id,
+            extracted_at=extracted_at,
+            source_lines=offsets,
         )
-        table = table.append_column(
-            PARTITION_COLUMN, self.contract.partition_dates(valid[self.contract.partition_by])
-        )
-        return table.select(schema.names).cast(schema)
 
     def _checked_table(self, uri: str, chunk: _Chunk, stored: dict[int, int]) -> DeltaTable:
         """The table, checked to hold the offsets this run started from.

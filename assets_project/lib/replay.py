@@ -35,7 +35,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import pyarrow as pa
@@ -43,6 +42,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from assets_project.lib.batches import extraction_time, with_lake_metadata
 from assets_project.lib.contracts import Contract
 from assets_project.lib.lake import (
     PARTITION_COLUMN,
@@ -86,9 +86,6 @@ class ReplayResult:
     already_in_raw: int = 0
     attempts: int = 1
     """Commits tried: 1 + the commit races lost (and retried) to concurrent writers."""
-    raw_version: int | None = None
-    dlq_version: int | None = None
-    """Versions of the raw and dead-letter tables after the replay."""
     batches: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per original ``_batch_id`` of the examined records: examined, moved, still_rejected."""
 
@@ -196,19 +193,19 @@ def _move_to_raw(
     )
     hook("checked")
     if to_write.num_rows:
-        rows = to_write.drop_columns(["_source_line"])
-        for name in IDENTITY:
-            rows = rows.append_column(name, ids_to_write[name])
-        extracted_at = datetime.now(UTC).replace(tzinfo=None)
-        rows = rows.append_column(
-            "_extracted_at", pa.array([extracted_at] * rows.num_rows, pa.timestamp("us"))
-        )
-        rows = rows.append_column(
-            PARTITION_COLUMN, contract.partition_dates(rows[contract.partition_by])
+        # The rows keep the identity of their dead letter (source, line, original batch).
+        rows = with_lake_metadata(
+            to_write,
+            contract,
+            schema,
+            source=ids_to_write["_source"],
+            batch_id=ids_to_write["_batch_id"],
+            extracted_at=extraction_time(),
+            source_lines=ids_to_write["_source_line"],
         )
         write_deltalake(
             raw,
-            rows.select(schema.names).cast(schema),
+            rows,
             mode="append",
             partition_by=[PARTITION_COLUMN],
             schema_mode="merge",
@@ -276,12 +273,7 @@ def replay_dead_letters(
         attempts,
     )
     hook("dead_letter_committed")
-    return replace(
-        moved.result,
-        attempts=raw_tries + delete_tries - 1,
-        raw_version=DeltaTable(layout.raw_uri(contract.name)).version(),
-        dlq_version=DeltaTable(layout.dlq_uri(contract.name)).version(),
-    )
+    return replace(moved.result, attempts=raw_tries + delete_tries - 1)
 
 
 def _retrying(
