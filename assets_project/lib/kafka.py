@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import time
 import uuid
 from collections.abc import Iterable
@@ -53,6 +51,7 @@ from deltalake.transaction import AddAction
 from assets_project.lib.batches import LoadCounts, extraction_time, with_lake_metadata
 from assets_project.lib.contracts import Contract
 from assets_project.lib.deadletter import Reason, dead_letter_rows, tally_reasons
+from assets_project.lib.failpoints import failpoint
 from assets_project.lib.lake import (
     DLQ_SCHEMA,
     PARTITION_COLUMN,
@@ -70,15 +69,6 @@ from assets_project.lib.validation import (
 
 log = logging.getLogger(__name__)
 
-#: Set to one of :data:`CRASH_POINTS` to kill the process with SIGKILL there (tests only).
-CRASH_ENV = "ASSETS_PROJECT_CRASH_AT"
-CRASH_POINTS = (
-    "after_consume",
-    "after_dlq_commit",
-    "after_parquet_write",
-    "after_raw_commit",
-    "after_kafka_commit",
-)
 #: The dead-letter table of a Kafka-fed source has this extra column (added by schema merge).
 KEY_COLUMN = "message_key"
 KAFKA_DLQ_SCHEMA = DLQ_SCHEMA.append(pa.field(KEY_COLUMN, pa.string()))
@@ -96,12 +86,6 @@ _CONSUMER_DEFAULTS: dict[str, object] = {
     "fetch.wait.max.ms": 100,
 }
 _CONSUME_BATCH = 10_000
-
-
-def crash_point(name: str) -> None:
-    """Kill this process (SIGKILL, no cleanup) when ``ASSETS_PROJECT_CRASH_AT`` names ``name``."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class ConcurrentIngestionError(RuntimeError):
@@ -409,7 +393,7 @@ class StreamIngestor:
                     ],
                     asynchronous=False,
                 )
-                crash_point("after_kafka_commit")
+                failpoint("kafka.after_kafka_commit")
         finally:
             consumer.close()
         result.seconds = time.perf_counter() - started
@@ -450,7 +434,7 @@ class StreamIngestor:
         skip: _Positions,
         floor: _Positions,
     ) -> None:
-        crash_point("after_consume")
+        failpoint("kafka.after_consume")
         for p, first in chunk.first.items():
             expected = self._expected_next.get(p)
             if expected is not None and first > expected:
@@ -498,7 +482,7 @@ class StreamIngestor:
             schema_mode="merge",
             commit_properties=self._properties(chunk, floor.dlq),
         )
-        crash_point("after_dlq_commit")
+        failpoint("kafka.after_dlq_commit")
 
         # Valid rows, minus those the raw table already holds (after a crash between commits).
         positions = valid["_source_line"]
@@ -517,7 +501,7 @@ class StreamIngestor:
             rows,
             self._properties(chunk, floor.raw),
         )
-        crash_point("after_raw_commit")
+        failpoint("kafka.after_raw_commit")
 
         for p, o in chunk.next.items():
             for positions_of in (skip.raw, skip.dlq, floor.raw, floor.dlq):
@@ -623,7 +607,7 @@ class StreamIngestor:
                         stats=json.dumps({"numRecords": part.num_rows}),
                     )
                 )
-        crash_point("after_parquet_write")
+        failpoint("kafka.after_parquet_write")
         table.create_write_transaction(
             actions,
             mode="append",

@@ -44,6 +44,7 @@ from deltalake.exceptions import CommitFailedError
 
 from assets_project.lib.batches import extraction_time, with_lake_metadata
 from assets_project.lib.contracts import Contract
+from assets_project.lib.failpoints import failpoint
 from assets_project.lib.lake import (
     PARTITION_COLUMN,
     LakeLayout,
@@ -147,7 +148,6 @@ def _move_to_raw(
     layout: LakeLayout,
     contract: Contract,
     run_id: str | None,
-    hook: Callable[[str], None],
 ) -> _Moved | None:
     """Append the records that pass now and are not in raw yet, in one raw commit.
 
@@ -191,7 +191,7 @@ def _move_to_raw(
         app_transactions=[Transaction(app_id, (raw.transaction_version(app_id) or 0) + 1)],
         custom_metadata=metadata,
     )
-    hook("checked")
+    failpoint("replay.checked")
     if to_write.num_rows:
         # The rows keep the identity of their dead letter (source, line, original batch).
         rows = with_lake_metadata(
@@ -211,7 +211,7 @@ def _move_to_raw(
             schema_mode="merge",
             commit_properties=commit,
         )
-    hook("raw_committed")
+    failpoint("replay.raw_committed")
     result = ReplayResult(
         examined=n,
         now_valid=valid.num_rows,
@@ -245,24 +245,23 @@ def replay_dead_letters(
     *,
     run_id: str | None = None,
     attempts: int = REPLAY_ATTEMPTS,
-    crash_hook: Callable[[str], None] | None = None,
 ) -> ReplayResult:
     """Re-validate the dead letters of ``contract``'s source and move the ones that pass.
 
     Safe to run concurrently with other replays of the source and with its ingestion: each
     record ends up in the raw table once. ``run_id`` (the Dagster run) goes into the commits'
-    metadata. ``crash_hook`` is called with the name of each step boundary (``checked``: the
-    records to move are known, nothing committed; ``raw_committed``; ``dead_letter_committed``);
-    tests kill the process or interleave another replay there. Raises
+    metadata. Each step boundary is a failpoint (``replay.checked``: the records to move are
+    known, nothing committed; ``replay.raw_committed``; ``replay.dead_letter_committed``, see
+    :mod:`assets_project.lib.failpoints`); tests kill the process or interleave another replay
+    there. Raises
     :class:`ReplayConflictError` when every attempt lost a commit race.
 
     A raw commit that loses its race starts the replay over on fresh snapshots; a dead-letter
     delete that loses its race is retried on its own (the rows it deletes are in raw either
     way). ``attempts`` bounds the tries of each of the two steps.
     """
-    hook = crash_hook or (lambda _step: None)
     moved, raw_tries = _retrying(
-        lambda: _move_to_raw(layout, contract, run_id, hook), contract, "raw", attempts
+        lambda: _move_to_raw(layout, contract, run_id), contract, "raw", attempts
     )
     if moved is None:
         return ReplayResult(examined=0, now_valid=0, moved=0, still_rejected=0)
@@ -272,7 +271,7 @@ def replay_dead_letters(
         "dead-letter",
         attempts,
     )
-    hook("dead_letter_committed")
+    failpoint("replay.dead_letter_committed")
     return replace(moved.result, attempts=raw_tries + delete_tries - 1)
 
 
