@@ -55,13 +55,13 @@ class KafkaCase:
 def _bare(servers: str, expected: int) -> Run:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    from assets_project.lib.kafka import _CONSUMER_DEFAULTS
+    from assets_project.lib.kafka import CONSUMER_DEFAULTS
 
     consumer = Consumer(
         {
             "bootstrap.servers": servers,
             "group.id": "bench-bare",
-            **{k: v for k, v in _CONSUMER_DEFAULTS.items() if k != "enable.partition.eof"},
+            **{k: v for k, v in CONSUMER_DEFAULTS.items() if k != "enable.partition.eof"},
         }
     )
     consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])

@@ -284,7 +284,6 @@ class Contract(BaseModel):
         "rows spread over years (dimensions): each partition is one file per write.",
     )
     update_time: str | None = None
-    event_time: str | None = None
     columns: tuple[Column, ...] = Field(min_length=1)
     freshness: Freshness
     reject_rate: RejectRate
@@ -305,7 +304,7 @@ class Contract(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"duplicate column names: {duplicates}")
-        for field in ("partition_by", "update_time", "event_time"):
+        for field in ("partition_by", "update_time"):
             ref = getattr(self, field)
             if ref is not None and ref not in names:
                 raise ValueError(f"{field} names unknown column {ref!r}")

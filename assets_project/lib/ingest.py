@@ -21,8 +21,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
+from assets_project.lib.batches import (
+    LoadCounts,
+    Plan,
+    extraction_time,
+    source_error_as_itself,
+    valid_batches,
+)
 from assets_project.lib.contracts import IDENTIFIER, Contract
+from assets_project.lib.deadletter import RejectSpool, sorted_reasons
 from assets_project.lib.lake import (
     DLQ_SCHEMA,
     PARTITION_COLUMN,
@@ -38,8 +45,7 @@ from assets_project.lib.lake import (
     ensure_table,
     raw_schema,
 )
-from assets_project.lib.readers import FileBatches, UnreadableFileError, open_file
-from assets_project.lib.validation import compile_validation, new_connection, run_validation
+from assets_project.lib.readers import UnreadableFileError, open_file
 
 _HASH_CHUNK = 8 << 20
 
@@ -77,25 +83,18 @@ class FileIdentity:
             raise FileChangedError("the file's content changed while it was read (same size)")
 
 
-@dataclass
-class IngestResult:
+@dataclass(kw_only=True)
+class IngestResult(LoadCounts):
     """What happened to one file."""
 
     source_file: str
     sha256: str
     bytes: int
-    rows_in: int = 0
-    rows_written: int = 0
-    rows_rejected: int = 0
     already_ingested: bool = False
-    raw_version: int | None = None
-    dlq_version: int | None = None
-    seconds: float = 0.0
     mtime_ns: int | None = None
     """The file's modification time when it was read (with ``bytes``: what was committed)."""
     new_columns: tuple[str, ...] = ()
     ignored_columns: tuple[str, ...] = ()
-    reject_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def file_sha256(path: Path) -> str:
@@ -110,141 +109,6 @@ def file_sha256(path: Path) -> str:
 def transaction_id(sha256: str) -> str:
     """The Delta app transaction id that marks a file's content as ingested."""
     return f"file-{sha256}"
-
-
-def _with_metadata(
-    valid: pa.Table,
-    contract: Contract,
-    schema: pa.Schema,
-    source: str,
-    batch_id: str,
-    extracted_at: datetime,
-) -> pa.Table:
-    """Valid rows with the lake metadata columns, in the order and types of ``schema``."""
-    n = valid.num_rows
-    table = valid.append_column("_source", pa.array([source] * n, pa.string()))
-    table = table.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
-    table = table.append_column("_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us")))
-    table = table.append_column(
-        PARTITION_COLUMN, contract.partition_dates(valid[contract.partition_by])
-    )
-    return table.select(schema.names).cast(schema)
-
-
-def reason_text(reasons: list[dict[str, str | None]]) -> str:
-    """The broken rules of one record as one line: ``column: rule (got 'value'); ...``."""
-    parts = []
-    for r in reasons:
-        where = f"{r['column']}: " if r["column"] else ""
-        value = "" if r["value"] is None else f" (got {r['value']!r})"
-        parts.append(f"{where}{r['rule']}{value}")
-    return "; ".join(parts)
-
-
-def tally_reasons(counts: dict[str, int], reasons: list[list[dict[str, str | None]]]) -> None:
-    """Add one to ``counts["<column>: <rule>"]`` for every rule each record broke."""
-    for rs in reasons:
-        for r in rs:
-            key = f"{r['column'] or '<record>'}: {r['rule']}"
-            counts[key] = counts.get(key, 0) + 1
-
-
-class RejectSpool:
-    """Rejected rows written to a local Parquet file while the batches stream by."""
-
-    def __init__(
-        self, directory: Path, source: str, batch_id: str, extracted_at: datetime, version: int
-    ):
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"rejects-{uuid.uuid4().hex}.parquet"
-        self._writer = pq.ParquetWriter(self.path, DLQ_SCHEMA)
-        self._constants = (source, batch_id, extracted_at, version)
-        self.rows = 0
-        self.reasons: dict[str, int] = {}
-
-    def add(self, lines: list[int | None], records: list[str], reasons: list[list[dict]]) -> None:
-        if not lines:
-            return
-        source, batch_id, extracted_at, version = self._constants
-        n = len(lines)
-        texts = [reason_text(r) for r in reasons]
-        tally_reasons(self.reasons, reasons)
-        table = pa.table(
-            {
-                "_source": [source] * n,
-                "_source_line": pa.array(lines, pa.int64()),
-                "_batch_id": [batch_id] * n,
-                "_extracted_at": pa.array([extracted_at] * n, pa.timestamp("us")),
-                "contract_version": pa.array([version] * n, pa.int32()),
-                "record": records,
-                "reason": texts,
-                "reasons": reasons,
-            },
-        ).cast(DLQ_SCHEMA)
-        self._writer.write_table(table)
-        self.rows += n
-
-    def add_rejected(self, rejected: pa.Table) -> None:
-        """Add validator output: reasons are few per row, so the list conversion is cheap."""
-        self.add(
-            rejected["_source_line"].to_pylist(),
-            rejected["_record"].to_pylist(),
-            rejected["_reasons"].to_pylist(),
-        )
-
-    def finish(self) -> pa.Table:
-        self._writer.close()
-        return pq.read_table(self.path, schema=DLQ_SCHEMA)
-
-    def discard(self) -> None:
-        self._writer.close()
-        self.path.unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How one opened file maps onto the raw table."""
-
-    opened: FileBatches
-    schema: pa.Schema  # of the batches written to the raw table
-    new_columns: tuple[str, ...]  # tabular columns the contract does not know, added as text
-
-
-def valid_batches(
-    plan: Plan,
-    contract: Contract,
-    spool: RejectSpool,
-    result: IngestResult,
-    source: str,
-    batch_id: str,
-    extracted_at: datetime,
-) -> Iterator[pa.RecordBatch]:
-    opened = plan.opened
-    query = compile_validation(
-        contract,
-        opened.columns,
-        jsonl=opened.format == "jsonl",
-        passthrough=plan.new_columns,
-    )
-    connection = new_connection()
-    try:
-        for batch in opened.batches:
-            valid, rejected = run_validation(connection, query, batch)
-            result.rows_in += batch.num_rows
-            spool.add_rejected(rejected)
-            if valid.num_rows:
-                result.rows_written += valid.num_rows
-                rows = _with_metadata(valid, contract, plan.schema, source, batch_id, extracted_at)
-                yield from rows.to_batches()
-    finally:
-        connection.close()
-    malformed = opened.malformed
-    result.rows_in += len(malformed)
-    spool.add(
-        [m.line for m in malformed],
-        [m.text for m in malformed],
-        [[{"column": m.column, "rule": m.reason, "value": None}] for m in malformed],
-    )
 
 
 def missing_required(contract: Contract, columns: tuple[str, ...]) -> list[str]:
@@ -349,12 +213,8 @@ class _Watched:
 
     def write_raw(self, table: DeltaTable, schema: pa.Schema, **kwargs: Any) -> None:
         """Append the batches in one commit; a reader error surfaces as itself."""
-        try:
+        with source_error_as_itself(self):
             write_deltalake(table, pa.RecordBatchReader.from_batches(schema, iter(self)), **kwargs)
-        except Exception:
-            if self.error is not None:
-                raise self.error from None
-            raise
 
 
 def _changed_instead(path: Path, identity: FileIdentity) -> FileChangedError | None:
@@ -396,7 +256,6 @@ def ingest_file(
     if raw_done and dlq_done:
         identity.check(path)  # the content the lake holds is the whole file, not a prefix
         result.already_ingested = True
-        result.raw_version, result.dlq_version = raw.version(), dlq.version()
         result.seconds = time.perf_counter() - started
         return result
 
@@ -415,7 +274,7 @@ def ingest_file(
         if c not in plan.schema.names and c not in {x.name for x in contract.columns}
     )
 
-    extracted_at = datetime.now(UTC).replace(tzinfo=None)
+    extracted_at = extraction_time()
     spool = RejectSpool(layout.spool_dir, source, batch_id, extracted_at, contract.version)
     metadata = {"source_file": source, "sha256": sha, "batch_id": batch_id}
     try:
@@ -455,8 +314,6 @@ def ingest_file(
     finally:
         spool.discard()
     result.rows_rejected = spool.rows
-    result.reject_reasons = dict(sorted(spool.reasons.items(), key=lambda kv: -kv[1]))
-    result.raw_version = DeltaTable(layout.raw_uri(contract.name)).version()
-    result.dlq_version = DeltaTable(layout.dlq_uri(contract.name)).version()
+    result.reject_reasons = sorted_reasons(spool.reasons)
     result.seconds = time.perf_counter() - started
     return result

@@ -21,8 +21,8 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -38,8 +38,16 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from assets_project.lib.batches import (
+    LoadCounts,
+    Plan,
+    extraction_time,
+    source_error_as_itself,
+    valid_batches,
+)
 from assets_project.lib.contracts import Contract
-from assets_project.lib.ingest import Plan, RejectSpool, valid_batches
+from assets_project.lib.deadletter import RejectSpool, sorted_reasons
+from assets_project.lib.failpoints import failpoint
 from assets_project.lib.lake import (
     PARTITION_COLUMN,
     LakeLayout,
@@ -146,23 +154,16 @@ def read_watermarks(layout: LakeLayout, contract: Contract) -> Watermarks:
     )
 
 
-@dataclass
-class ExtractResult:
+@dataclass(kw_only=True)
+class ExtractResult(LoadCounts):
     """What one extraction read and wrote."""
 
     mode: Mode
     since: datetime | None
     previous_watermark: datetime | None
     watermark: datetime | None = None
-    rows_in: int = 0
-    rows_written: int = 0
     rows_unchanged: int = 0
-    rows_rejected: int = 0
     rejects_already_in_dead_letter: int = 0
-    raw_version: int | None = None
-    dlq_version: int | None = None
-    seconds: float = 0.0
-    reject_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_already_in_lake(self) -> int:
@@ -321,7 +322,6 @@ def extract_table(
     full_refresh: bool = False,
     rewind_to: datetime | None = None,
     connect_timeout: int = 10,
-    crash_hook: Callable[[str], None] | None = None,
 ) -> ExtractResult:
     """Extract the rows changed since the stored watermark into the raw and dead-letter tables.
 
@@ -330,10 +330,9 @@ def extract_table(
     Raises :class:`PermanentSourceError` when the database refuses for good, and
     :class:`psycopg.Error` for failures that may heal (see :func:`is_transient`). No error
     raised here carries the password or the connection string (nor does its chain).
-    ``crash_hook`` is called with the name of each step boundary (tests kill the process there).
+    Each step boundary is a failpoint (``postgres.*`` in :mod:`assets_project.lib.failpoints`).
     """
     started = time.perf_counter()
-    hook = crash_hook or (lambda _step: None)
     app_id = source_label(contract)
     ensure_source_tables(layout, contract)
     watermarks = read_watermarks(layout, contract)
@@ -358,7 +357,7 @@ def extract_table(
             if is_transient(exc):
                 raise
             raise PermanentSourceError(f"{app_id}: {exc}") from exc
-        hook("snapshot")
+        failpoint("postgres.snapshot")
         if not expected:
             _sync_dead_letter(layout, contract, watermarks, app_id)
             result.watermark = watermarks.raw
@@ -383,7 +382,6 @@ def extract_table(
                 mode,
                 rewind_to is not None,
                 expected > STREAMED_MERGE_ROWS,
-                hook,
             )
         if result.rows_in != expected:
             raise RuntimeError(
@@ -412,21 +410,20 @@ def _write(
     mode: Mode,
     rewind: bool,
     streamed: bool,
-    hook: Callable[[str], None],
 ) -> None:
     columns = tuple(c.name for c in contract.columns)
     opened = open_csv_stream(io.BufferedReader(stream, buffer_size=1 << 20), columns, name=app_id)
     schema = raw_schema(contract)
     plan = Plan(opened=opened, schema=schema, new_columns=())
-    extracted_at = datetime.now(UTC).replace(tzinfo=None)
+    extracted_at = extraction_time()
     spool = RejectSpool(layout.spool_dir, app_id, batch_id, extracted_at, contract.version)
-    counts = _Counts()
+    counts = LoadCounts()
     try:
         batches = valid_batches(plan, contract, spool, counts, app_id, batch_id, extracted_at)
-        reader = pa.RecordBatchReader.from_batches(schema, _checked(batches, stream, hook))
+        reader = pa.RecordBatchReader.from_batches(schema, _checked(batches, stream))
         raw = DeltaTable(layout.raw_uri(contract.name))
         metadata = {"batch_id": batch_id, "mode": mode}
-        try:
+        with source_error_as_itself(stream):
             if mode == "full":
                 write_deltalake(
                     raw,
@@ -462,15 +459,11 @@ def _write(
                 )
                 result.rows_unchanged = counts.rows_written - result.rows_written
                 _stamp(raw, app_id, watermark, **metadata)
-        except Exception:
-            if stream.error is not None:
-                raise stream.error from None
-            raise
         result.rows_in = counts.rows_in
-        hook("raw_committed")
+        failpoint("postgres.raw_committed")
         rejects = spool.finish()
         result.rows_rejected = spool.rows
-        result.reject_reasons = dict(sorted(spool.reasons.items(), key=lambda kv: -kv[1]))
+        result.reject_reasons = sorted_reasons(spool.reasons)
         dlq = DeltaTable(layout.dlq_uri(contract.name))
         if rejects.num_rows:
             stats = (
@@ -488,32 +481,16 @@ def _write(
                 rejects.num_rows - stats["num_target_rows_inserted"]
             )
         _stamp(dlq, app_id, watermark, **metadata)
-        hook("dead_letter_committed")
+        failpoint("postgres.dead_letter_committed")
     finally:
         spool.discard()
-    result.raw_version = DeltaTable(layout.raw_uri(contract.name)).version()
-    result.dlq_version = DeltaTable(layout.dlq_uri(contract.name)).version()
 
 
-@dataclass
-class _Counts:
-    """The counters ``valid_batches`` fills in."""
-
-    rows_in: int = 0
-    rows_written: int = 0
-
-
-def _checked(
-    batches: Iterator[pa.RecordBatch], stream: CopyStream, hook: Callable[[str], None]
-) -> Iterator[pa.RecordBatch]:
+def _checked(batches: Iterator[pa.RecordBatch], stream: CopyStream) -> Iterator[pa.RecordBatch]:
     """The batches; a database error inside the CSV reader surfaces as itself."""
-    try:
+    with source_error_as_itself(stream):
         yield from batches
-    except Exception:
-        if stream.error is not None:
-            raise stream.error from None
-        raise
-    hook("rows_written")  # the Parquet files are written, the Delta commit is not
+    failpoint("postgres.rows_written")  # the Parquet files are written, the Delta commit is not
 
 
 def retrying(attempts: int = 4, max_wait: float = 30.0) -> Retrying:

@@ -61,7 +61,7 @@ def batch_counts(layout: LakeLayout, source: str, batch_id: str) -> BatchCounts:
             "SELECT (SELECT count(*) FROM raw WHERE _batch_id = $b), "
             "(SELECT count(*) FROM dlq WHERE _batch_id = $b)",
             {"b": batch_id},
-        ).fetchone()
+        ).fetchall()[0]
     return BatchCounts(raw=raw, dead_letter=dead)
 
 
@@ -139,7 +139,7 @@ def _conflicts(layout: LakeLayout, source: str, sql: str) -> Conflicts:
         relation = connection.sql(f"SELECT * FROM ({sql})")
         (count,) = connection.sql(f"SELECT count(*) FROM ({sql})").fetchall()[0]
         rows = relation.limit(EXAMPLES).fetchall()
-        examples = [
+        examples: list[dict[str, object]] = [
             {name: str(value) for name, value in zip(relation.columns, row, strict=True)}
             for row in rows
         ]

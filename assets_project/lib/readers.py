@@ -73,7 +73,6 @@ class FileBatches:
     columns: tuple[str, ...]
     batches: Iterator[pa.Table]
     malformed: list[MalformedRow] = field(default_factory=list)
-    rows_read: int = 0
 
 
 def file_format(path: Path) -> str:
@@ -259,7 +258,6 @@ def _stream(
         for batch in reader:
             table = pa.Table.from_batches([batch])
             numbered = table.add_column(0, "_source_line", lines.take(table.num_rows))
-            result.rows_read += table.num_rows
             yield _as_text(numbered, result)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise UnreadableFileError(f"cannot be parsed after row {lines.next - 1}: {exc}") from exc

@@ -35,7 +35,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import pyarrow as pa
@@ -43,7 +42,9 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from assets_project.lib.batches import extraction_time, with_lake_metadata
 from assets_project.lib.contracts import Contract
+from assets_project.lib.failpoints import failpoint
 from assets_project.lib.lake import (
     PARTITION_COLUMN,
     LakeLayout,
@@ -86,9 +87,6 @@ class ReplayResult:
     already_in_raw: int = 0
     attempts: int = 1
     """Commits tried: 1 + the commit races lost (and retried) to concurrent writers."""
-    raw_version: int | None = None
-    dlq_version: int | None = None
-    """Versions of the raw and dead-letter tables after the replay."""
     batches: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per original ``_batch_id`` of the examined records: examined, moved, still_rejected."""
 
@@ -150,7 +148,6 @@ def _move_to_raw(
     layout: LakeLayout,
     contract: Contract,
     run_id: str | None,
-    hook: Callable[[str], None],
 ) -> _Moved | None:
     """Append the records that pass now and are not in raw yet, in one raw commit.
 
@@ -194,27 +191,27 @@ def _move_to_raw(
         app_transactions=[Transaction(app_id, (raw.transaction_version(app_id) or 0) + 1)],
         custom_metadata=metadata,
     )
-    hook("checked")
+    failpoint("replay.checked")
     if to_write.num_rows:
-        rows = to_write.drop_columns(["_source_line"])
-        for name in IDENTITY:
-            rows = rows.append_column(name, ids_to_write[name])
-        extracted_at = datetime.now(UTC).replace(tzinfo=None)
-        rows = rows.append_column(
-            "_extracted_at", pa.array([extracted_at] * rows.num_rows, pa.timestamp("us"))
-        )
-        rows = rows.append_column(
-            PARTITION_COLUMN, contract.partition_dates(rows[contract.partition_by])
+        # The rows keep the identity of their dead letter (source, line, original batch).
+        rows = with_lake_metadata(
+            to_write,
+            contract,
+            schema,
+            source=ids_to_write["_source"],
+            batch_id=ids_to_write["_batch_id"],
+            extracted_at=extraction_time(),
+            source_lines=ids_to_write["_source_line"],
         )
         write_deltalake(
             raw,
-            rows.select(schema.names).cast(schema),
+            rows,
             mode="append",
             partition_by=[PARTITION_COLUMN],
             schema_mode="merge",
             commit_properties=commit,
         )
-    hook("raw_committed")
+    failpoint("replay.raw_committed")
     result = ReplayResult(
         examined=n,
         now_valid=valid.num_rows,
@@ -248,24 +245,23 @@ def replay_dead_letters(
     *,
     run_id: str | None = None,
     attempts: int = REPLAY_ATTEMPTS,
-    crash_hook: Callable[[str], None] | None = None,
 ) -> ReplayResult:
     """Re-validate the dead letters of ``contract``'s source and move the ones that pass.
 
     Safe to run concurrently with other replays of the source and with its ingestion: each
     record ends up in the raw table once. ``run_id`` (the Dagster run) goes into the commits'
-    metadata. ``crash_hook`` is called with the name of each step boundary (``checked``: the
-    records to move are known, nothing committed; ``raw_committed``; ``dead_letter_committed``);
-    tests kill the process or interleave another replay there. Raises
+    metadata. Each step boundary is a failpoint (``replay.checked``: the records to move are
+    known, nothing committed; ``replay.raw_committed``; ``replay.dead_letter_committed``, see
+    :mod:`assets_project.lib.failpoints`); tests kill the process or interleave another replay
+    there. Raises
     :class:`ReplayConflictError` when every attempt lost a commit race.
 
     A raw commit that loses its race starts the replay over on fresh snapshots; a dead-letter
     delete that loses its race is retried on its own (the rows it deletes are in raw either
     way). ``attempts`` bounds the tries of each of the two steps.
     """
-    hook = crash_hook or (lambda _step: None)
     moved, raw_tries = _retrying(
-        lambda: _move_to_raw(layout, contract, run_id, hook), contract, "raw", attempts
+        lambda: _move_to_raw(layout, contract, run_id), contract, "raw", attempts
     )
     if moved is None:
         return ReplayResult(examined=0, now_valid=0, moved=0, still_rejected=0)
@@ -275,13 +271,8 @@ def replay_dead_letters(
         "dead-letter",
         attempts,
     )
-    hook("dead_letter_committed")
-    return replace(
-        moved.result,
-        attempts=raw_tries + delete_tries - 1,
-        raw_version=DeltaTable(layout.raw_uri(contract.name)).version(),
-        dlq_version=DeltaTable(layout.dlq_uri(contract.name)).version(),
-    )
+    failpoint("replay.dead_letter_committed")
+    return replace(moved.result, attempts=raw_tries + delete_tries - 1)
 
 
 def _retrying(

@@ -40,6 +40,6 @@ def table_facts(warehouse_path: Path, names: set[str]) -> dict[str, TableFacts]:
         for table, cols in columns.items():
             (count,) = connection.execute(
                 f"SELECT count(*) FROM main.{quote_ident(table)}"
-            ).fetchone()
+            ).fetchall()[0]
             facts[table] = TableFacts(row_count=count, columns=tuple(cols))
     return facts

@@ -23,13 +23,15 @@ from assets_project.lib.kafka import (
     KEY_COLUMN,
     ConcurrentIngestionError,
     KafkaSettings,
+    StoredOffsets,
     StreamIngestor,
     StreamResult,
+    lag_ranges,
     source_name,
     stored_offsets,
     transaction_app_id,
 )
-from assets_project.lib.lake import LakeLayout
+from assets_project.lib.lake import LakeLayout, open_table
 from tests.services.tansu import TansuBroker
 
 EVENTS = load_contract("user_events")
@@ -37,6 +39,22 @@ EVENTS = load_contract("user_events")
 
 def _settings(broker: TansuBroker) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+
+
+def test_lag_is_the_offsets_between_the_lower_stored_offset_and_the_end() -> None:
+    stored = StoredOffsets(raw={0: 10, 1: None, 2: 7}, dlq={0: 8, 1: 3, 2: 7})
+    # Partition 0 resumes at the lower of its two tables, 1 was never stored in raw (from 0),
+    # 2 is at its end.
+    assert lag_ranges({0: 12, 1: 5, 2: 7}, stored) == {0: (8, 12), 1: (0, 5)}
+
+
+def test_stored_offsets_of_a_source_never_ingested_are_none_and_create_nothing(
+    layout: LakeLayout,
+) -> None:
+    stored = stored_offsets(layout, EVENTS, "user-events", range(2))
+    assert stored.raw == stored.dlq == {0: None, 1: None}
+    assert open_table(layout.raw_uri("user_events")) is None
+    assert open_table(layout.dlq_uri("user_events")) is None
 
 
 def _publish(

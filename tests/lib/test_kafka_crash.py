@@ -1,7 +1,7 @@
 """kill -9 of the ingesting process at random moments and at named points, then a normal run.
 
 Every trial runs the ingestion in a fresh process, killed with SIGKILL either at a named point
-(``ASSETS_PROJECT_CRASH_AT``: after consuming, after the dead-letter commit, between the raw
+(``ASSETS_PROJECT_FAILPOINT``: after consuming, after the dead-letter commit, between the raw
 Parquet write and the raw Delta commit, after the raw commit but before the Kafka offset commit,
 after the Kafka commit) or after a random delay. New messages arrive half-way. After the trials
 a normal run finishes the topic; the lake must then hold exactly what one uninterrupted run
@@ -24,13 +24,8 @@ from deltalake import DeltaTable
 
 from assets_project.demo.produce import POISON, ensure_topic, event_lines, produce, with_poison
 from assets_project.lib.contracts import load_contract
-from assets_project.lib.kafka import (
-    CRASH_ENV,
-    CRASH_POINTS,
-    KafkaSettings,
-    StreamIngestor,
-    source_name,
-)
+from assets_project.lib.failpoints import FAILPOINT_ENV, KAFKA_FAILPOINTS
+from assets_project.lib.kafka import KafkaSettings, StreamIngestor, source_name
 from assets_project.lib.lake import LakeLayout
 from tests.services.tansu import TansuBroker
 
@@ -59,9 +54,9 @@ def _layout(root: Path) -> LakeLayout:
 
 
 def _child(broker: TansuBroker, topic: str, root: Path, batch: str, crash_at: str | None):
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    env = {k: v for k, v in os.environ.items() if k != FAILPOINT_ENV}
     if crash_at:
-        env[CRASH_ENV] = crash_at
+        env[FAILPOINT_ENV] = crash_at
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, broker.bootstrap_servers, topic, str(root), batch],
         cwd=REPO,
@@ -109,7 +104,7 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
     crashed = tmp_path / "crashed"
     layout = _layout(crashed)
     rng = random.Random(1234)
-    trials = [("point", p) for p in CRASH_POINTS for _ in range(2)]
+    trials = [("point", p) for p in KAFKA_FAILPOINTS for _ in range(2)]
     trials += [("random", None)] * RANDOM_TRIALS
     rng.shuffle(trials)
     outcomes: list[tuple[str, str | None, int]] = []
@@ -125,12 +120,12 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(
         _, stderr = process.communicate(timeout=120)
         assert process.returncode in (0, -signal.SIGKILL), stderr.decode()[-2000:]
         outcomes.append((kind, point, process.returncode))
-        if point == "after_parquet_write" and process.returncode == -signal.SIGKILL:
+        if point == "kafka.after_parquet_write" and process.returncode == -signal.SIGKILL:
             orphans_seen = max(orphans_seen, _orphan_parquet_files(layout))
 
     assert len(trials) >= 20
     killed_at_points = [o for o in outcomes if o[0] == "point" and o[2] == -signal.SIGKILL]
-    assert {o[1] for o in killed_at_points} == set(CRASH_POINTS), outcomes
+    assert {o[1] for o in killed_at_points} == set(KAFKA_FAILPOINTS), outcomes
     assert sum(1 for o in outcomes if o[0] == "random" and o[2] == -signal.SIGKILL) >= 6, outcomes
     # The kill between the Parquet write and the Delta commit left files no reader sees.
     assert orphans_seen > 0

@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 
 from assets_project.demo.shop_db import init_orders, simulate_traffic
 from assets_project.lib.contracts import load_contract
+from assets_project.lib.failpoints import failpoint_hook
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.postgres import (
     PermanentSourceError,
@@ -239,7 +240,7 @@ def test_a_connection_killed_during_the_extraction_is_retried_and_loses_nothing(
 
     def terminate_the_extraction(step: str) -> None:
         """After the snapshot, before COPY: the server ends the extraction's session."""
-        if step != "snapshot" or kills:
+        if step != "postgres.snapshot" or kills:
             return
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             terminated = admin.execute(
@@ -249,9 +250,10 @@ def test_a_connection_killed_during_the_extraction_is_retried_and_loses_nothing(
         kills.append(len(terminated))
 
     retry = retrying(attempts=3, max_wait=0.01)
-    for attempt in retry:
-        with attempt:
-            result = _extract(postgres_url, layout, "b1", crash_hook=terminate_the_extraction)
+    with failpoint_hook(terminate_the_extraction):
+        for attempt in retry:
+            with attempt:
+                result = _extract(postgres_url, layout, "b1")
     assert kills == [1]
     assert retry.statistics["attempt_number"] == 2
     assert result.rows_in == 2000

@@ -21,6 +21,7 @@ import pytest
 
 from assets_project.demo.shop_db import init_orders, simulate_traffic
 from assets_project.lib.contracts import load_contract
+from assets_project.lib.failpoints import FAILPOINT_ENV, POSTGRES_FAILPOINTS
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.postgres import extract_table
 from tests.lib.test_postgres import assert_lake_equals_source
@@ -29,24 +30,20 @@ pytestmark = pytest.mark.slow
 
 SIZE = 200_000  # 20k orders: a first load that takes a while to kill inside
 TRIALS = 24
-STEPS = ("snapshot", "rows_written", "raw_committed", "dead_letter_committed")
+STEPS = POSTGRES_FAILPOINTS
 _CHILD = """
-import os, signal, sys
+import sys
 from pathlib import Path
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.postgres import extract_table
-
-def crash(step: str) -> None:
-    if step == os.environ.get("CRASH_AT"):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 data = Path(sys.argv[1])
 sys.stdout.write("imported\\n")
 sys.stdout.flush()
 layout = LakeLayout(data_dir=data, lake_uri=str(data / "lake"), warehouse_path=data / "w.duckdb")
 extract_table(sys.argv[2], load_contract("orders"), layout, batch_id=sys.argv[3],
-              full_refresh=sys.argv[4] == "1", crash_hook=crash)
+              full_refresh=sys.argv[4] == "1")
 """
 
 
@@ -71,7 +68,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
             )
         step = STEPS[trial % len(STEPS)] if trial < 2 * len(STEPS) else None
         full_refresh = trial % 7 == 3
-        env = {**os.environ, "CRASH_AT": step or ""}
+        env = {**os.environ, FAILPOINT_ENV: step or ""}
         child = subprocess.Popen(
             [
                 sys.executable,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from assets_project.lib.contracts import CONTRACTS_DIR, load_contract
+from assets_project.lib.failpoints import FAILPOINT_ENV, failpoint_hook
 from assets_project.lib.ingest import ingest_file
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.replay import ReplayResult, replay_dead_letters
@@ -211,7 +213,7 @@ def _records_in_raw_once(layout: LakeLayout) -> list[int]:
     return sorted(raw["user_id"].to_pylist())
 
 
-@pytest.mark.parametrize("step", ["checked", "raw_committed"])
+@pytest.mark.parametrize("step", ["replay.checked", "replay.raw_committed"])
 def test_a_replay_that_commits_in_between_wins_and_the_other_moves_nothing(
     layout: LakeLayout, tmp_path: Path, step: str
 ) -> None:
@@ -228,11 +230,12 @@ def test_a_replay_that_commits_in_between_wins_and_the_other_moves_nothing(
         if at == step and not others:
             others.append(replay_dead_letters(layout, contract))
 
-    first = replay_dead_letters(layout, contract, crash_hook=interleave)
+    with failpoint_hook(interleave):
+        first = replay_dead_letters(layout, contract)
     (other,) = others
     # Between the check and the raw commit, the raw commit loses its race and A starts over;
     # after it, A's delete reads the dead-letter table as B left it.
-    assert first.attempts == (2 if step == "checked" else 1)
+    assert first.attempts == (2 if step == "replay.checked" else 1)
     assert first.moved + other.moved == PLATINUM_ROWS + 1
     assert _records_in_raw_once(layout) == sorted([1, 2, *(1000 + i for i in range(PLATINUM_ROWS))])
     # The records that still fail are in the dead-letter table once, not written back twice.
@@ -240,39 +243,42 @@ def test_a_replay_that_commits_in_between_wins_and_the_other_moves_nothing(
 
 
 _KILLED_CHILD = """
-import os, signal, sys
+import sys
 from pathlib import Path
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.lake import LakeLayout
-from assets_project.lib.replay import ReplayResult, replay_dead_letters
-
-def crash(step: str) -> None:
-    if step == sys.argv[3]:
-        os.kill(os.getpid(), signal.SIGKILL)
+from assets_project.lib.replay import replay_dead_letters
 
 data = Path(sys.argv[1])
 layout = LakeLayout(data_dir=data, lake_uri=str(data / "lake"), warehouse_path=data / "w.duckdb")
-replay_dead_letters(layout, load_contract("users", Path(sys.argv[2])), crash_hook=crash)
+replay_dead_letters(layout, load_contract("users", Path(sys.argv[2])))
 """
 
 
-@pytest.mark.parametrize("step", ["checked", "raw_committed", "dead_letter_committed"])
+@pytest.mark.parametrize(
+    "step", ["replay.checked", "replay.raw_committed", "replay.dead_letter_committed"]
+)
 def test_kill_9_during_a_replay_then_a_replay_moves_each_record_once(
     layout: LakeLayout, tmp_path: Path, step: str
 ) -> None:
     _ingested(layout)
     _fixed_contract(tmp_path)
     child = subprocess.run(
-        [sys.executable, "-c", _KILLED_CHILD, str(layout.data_dir), str(tmp_path), step],
+        [sys.executable, "-c", _KILLED_CHILD, str(layout.data_dir), str(tmp_path)],
+        env={**os.environ, FAILPOINT_ENV: step},
         capture_output=True,
         text=True,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
-    moved_before = {"checked": [1], "raw_committed": [1, 2], "dead_letter_committed": [1, 2]}
+    moved_before = {
+        "replay.checked": [1],
+        "replay.raw_committed": [1, 2],
+        "replay.dead_letter_committed": [1, 2],
+    }
     assert _records_in_raw_once(layout) == moved_before[step]
     result = replay_dead_letters(layout, load_contract("users", tmp_path))
-    assert result.moved == (1 if step == "checked" else 0)
-    assert result.already_in_raw == (1 if step == "raw_committed" else 0)
+    assert result.moved == (1 if step == "replay.checked" else 0)
+    assert result.already_in_raw == (1 if step == "replay.raw_committed" else 0)
     assert _records_in_raw_once(layout) == [1, 2]
     assert _dlq_lines(layout) == [3, 4]
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import dagster as dg
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import KafkaException
 
 from assets_project.defs.ingestion.raw import (
     FileDropConfig,
@@ -30,12 +30,7 @@ from assets_project.defs.metadata import Metadata
 from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.defs.sources import contracts_with, raw_asset_key
 from assets_project.lib.contracts import Contract
-from assets_project.lib.kafka import (
-    StreamIngestor,
-    end_offsets,
-    stored_offsets,
-    topic_partitions,
-)
+from assets_project.lib.kafka import StreamIngestor, unread_ranges
 from assets_project.lib.redact import redacting_errors
 
 NOT_CONFIGURED = "KAFKA_BOOTSTRAP_SERVERS is not set: the Kafka channel is idle"
@@ -184,26 +179,16 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
 def lag_ranges(
     lake: LakeResource, kafka: KafkaResource, contract: Contract
 ) -> dict[int, tuple[int, int]]:
-    """Per partition with unread messages: (stored next offset, end offset)."""
+    """Per partition with unread messages: (stored next offset, end offset). Reads only."""
     assert contract.kafka is not None
-    topic = contract.kafka.topic
-    consumer = Consumer(
-        kafka.settings.client_config(
-            **{"group.id": kafka.group_id, "socket.connection.setup.timeout.ms": 3000}
-        )
+    return unread_ranges(
+        kafka.settings,
+        lake.layout,
+        contract,
+        contract.kafka.topic,
+        group_id=kafka.group_id,
+        timeout=SENSOR_TIMEOUT_SECONDS,
     )
-    try:
-        partitions = topic_partitions(consumer, topic, SENSOR_TIMEOUT_SECONDS)
-        ends = end_offsets(consumer, topic, partitions, SENSOR_TIMEOUT_SECONDS)
-    finally:
-        consumer.close()
-    stored = stored_offsets(lake.layout, contract, topic, partitions)
-    ranges = {}
-    for partition, end in ends.items():
-        start = stored.resume_at(partition) or 0
-        if end > start:
-            ranges[partition] = (start, end)
-    return ranges
 
 
 def build_stream_sensor(contract: Contract) -> dg.SensorDefinition:

@@ -21,6 +21,7 @@ from assets_project.defs.resources import KafkaResource, LakeResource
 from assets_project.demo.produce import ensure_topic, event_lines, produce, with_poison
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.kafka import KafkaSettings
+from assets_project.lib.lake import open_table
 from tests.services.tansu import TansuBroker
 
 BASE = load_contract("user_events")
@@ -105,6 +106,9 @@ def test_sensor_requests_a_run_per_offset_range_and_the_asset_ingests_it(
     assert request.run_config["ops"]["raw__user_events"]["config"]["channel"] == "kafka"
     # Same lag, same key: the run queue deduplicates it.
     assert _tick(contract, lake, kafka, first.cursor).run_requests[0].run_key == request.run_key
+    # A sensor tick reads only: the source's tables are made by the run it requests.
+    assert open_table(lake.layout.raw_uri("user_events")) is None
+    assert open_table(lake.layout.dlq_uri("user_events")) is None
 
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(

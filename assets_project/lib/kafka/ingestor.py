@@ -1,4 +1,4 @@
-"""Kafka topic into the raw and dead-letter Delta tables, exactly once, even under kill -9.
+"""A Kafka topic into the raw and dead-letter Delta tables, exactly once, even under kill -9.
 
 The consumed offsets live in the lake, not in Kafka: every Delta commit carries one app
 transaction per topic-partition (``kafka:<topic>:<partition>``) whose version is the next
@@ -25,20 +25,13 @@ Replayed events keep their ``event_id``, which staging deduplicates.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import signal
 import time
-import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -48,17 +41,21 @@ from confluent_kafka import (
     TopicPartition,
 )
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.transaction import AddAction
 
+from assets_project.lib.batches import LoadCounts, extraction_time, with_lake_metadata
 from assets_project.lib.contracts import Contract
-from assets_project.lib.ingest import reason_text, tally_reasons
-from assets_project.lib.lake import (
-    DLQ_SCHEMA,
-    PARTITION_COLUMN,
-    LakeLayout,
-    ensure_table,
-    raw_schema,
+from assets_project.lib.deadletter import Reason, dead_letter_rows, tally_reasons
+from assets_project.lib.failpoints import failpoint
+from assets_project.lib.kafka.commit import append_parquet
+from assets_project.lib.kafka.offsets import (
+    StoredOffsets,
+    source_name,
+    stored_offsets,
+    topic_partitions,
+    transaction_app_id,
 )
+from assets_project.lib.kafka.settings import CONSUMER_DEFAULTS, KafkaSettings
+from assets_project.lib.lake import DLQ_SCHEMA, LakeLayout, ensure_source_tables, raw_schema
 from assets_project.lib.validation import (
     LINE_TEXT,
     ValidationQuery,
@@ -69,146 +66,28 @@ from assets_project.lib.validation import (
 
 log = logging.getLogger(__name__)
 
-#: Set to one of :data:`CRASH_POINTS` to kill the process with SIGKILL there (tests only).
-CRASH_ENV = "ASSETS_PROJECT_CRASH_AT"
-CRASH_POINTS = (
-    "after_consume",
-    "after_dlq_commit",
-    "after_parquet_write",
-    "after_raw_commit",
-    "after_kafka_commit",
-)
 #: The dead-letter table of a Kafka-fed source has this extra column (added by schema merge).
 KEY_COLUMN = "message_key"
 KAFKA_DLQ_SCHEMA = DLQ_SCHEMA.append(pa.field(KEY_COLUMN, pa.string()))
-
-# Fetch big: with assign() and these settings a local broker delivers >100k msgs/s.
-_CONSUMER_DEFAULTS: dict[str, object] = {
-    "enable.auto.commit": False,
-    "enable.auto.offset.store": False,
-    "enable.partition.eof": True,
-    "auto.offset.reset": "earliest",
-    "fetch.max.bytes": 64 << 20,
-    "max.partition.fetch.bytes": 16 << 20,
-    "queued.max.messages.kbytes": 64 << 10,  # prefetch per partition while a chunk commits
-    "queued.min.messages": 200_000,
-    "fetch.wait.max.ms": 100,
-}
 _CONSUME_BATCH = 10_000
-
-
-def crash_point(name: str) -> None:
-    """Kill this process (SIGKILL, no cleanup) when ``ASSETS_PROJECT_CRASH_AT`` names ``name``."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class ConcurrentIngestionError(RuntimeError):
     """Another run committed the same partitions while this one was consuming them."""
 
 
-@dataclass(frozen=True)
-class KafkaSettings:
-    """How to reach the cluster (librdkafka property names come from here only)."""
-
-    bootstrap_servers: str
-    security_protocol: str | None = None
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-    client_id: str = "assets_project"
-
-    def client_config(self, **extra: object) -> dict[str, object]:
-        """librdkafka configuration for a consumer, producer or admin client."""
-        config: dict[str, object] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "client.id": self.client_id,
-        }
-        if self.security_protocol:
-            config["security.protocol"] = self.security_protocol
-        if self.sasl_mechanism:
-            config["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username is not None:
-            config["sasl.username"] = self.sasl_username
-        if self.sasl_password is not None:
-            config["sasl.password"] = self.sasl_password
-        return config | extra
-
-
-def transaction_app_id(topic: str, partition: int) -> str:
-    """Delta app transaction id holding the next offset of one topic-partition."""
-    return f"kafka:{topic}:{partition}"
-
-
-def source_name(topic: str, partition: int) -> str:
-    """``_source`` of the rows read from one topic-partition (``_source_line`` is the offset)."""
-    return f"kafka:{topic}/{partition}"
-
-
-def topic_partitions(client: Consumer, topic: str, timeout: float) -> list[int]:
-    """Partition ids of ``topic``; raises KafkaException when it does not exist."""
-    metadata = client.list_topics(topic, timeout=timeout)
-    described = metadata.topics.get(topic)
-    if described is None or described.error is not None:
-        error = described.error if described is not None else "not in the metadata"
-        raise KafkaException(f"topic {topic!r} is not available: {error}")
-    return sorted(described.partitions)
-
-
-@dataclass(frozen=True)
-class StoredOffsets:
-    """Next offset per partition as committed with the rows of each table (None: never)."""
-
-    raw: dict[int, int | None]
-    dlq: dict[int, int | None]
-
-    def resume_at(self, partition: int) -> int | None:
-        """Where to start reading: the lower of the two tables' positions."""
-        values = [self.raw.get(partition), self.dlq.get(partition)]
-        if any(v is None for v in values):
-            return None
-        return min(v for v in values if v is not None)
-
-
-def stored_offsets(
-    layout: LakeLayout, contract: Contract, topic: str, partitions: Iterable[int]
-) -> StoredOffsets:
-    """The offsets stored in the Delta tables of ``contract``'s source (tables made if absent)."""
-    raw = ensure_table(layout.raw_uri(contract.name), raw_schema(contract), [PARTITION_COLUMN])
-    dlq = ensure_table(layout.dlq_uri(contract.name), DLQ_SCHEMA)
-    parts = list(partitions)
-    return StoredOffsets(
-        raw={p: raw.transaction_version(transaction_app_id(topic, p)) for p in parts},
-        dlq={p: dlq.transaction_version(transaction_app_id(topic, p)) for p in parts},
-    )
-
-
-def end_offsets(client: Consumer, topic: str, partitions: Iterable[int], timeout: float) -> dict:
-    """High watermark per partition (the offset the next produced message will get)."""
-    return {
-        p: client.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-        for p in partitions
-    }
-
-
-@dataclass
-class StreamResult:
-    """What one bounded consumption did."""
+@dataclass(kw_only=True)
+class StreamResult(LoadCounts):
+    """What one bounded consumption did (``rows_in``: messages this run wrote to the raw or
+    the dead-letter table)."""
 
     topic: str
     messages: int = 0
-    rows_in: int = 0  # messages written to raw or dead-letter by this run
-    rows_written: int = 0
-    rows_rejected: int = 0
     skipped_already_stored: int = 0
     chunks: int = 0
     ranges: dict[int, list[int]] = field(default_factory=dict)  # partition: [first, next]
     caught_up: bool = False
     stopped_by: str = ""
-    seconds: float = 0.0
-    reject_reasons: dict[str, int] = field(default_factory=dict)
-    raw_version: int | None = None
-    dlq_version: int | None = None
 
 
 def _decode(values: list[bytes | None]) -> tuple[pa.Array, dict[int, str]]:
@@ -252,13 +131,32 @@ class _Positions:
     dlq: dict[int, int]
 
 
+def _or_none_yet(offset: int | None) -> int:
+    """A stored next offset, or -1 for a partition a table holds nothing of."""
+    return -1 if offset is None else offset
+
+
+def _positions(messages: list[Message]) -> tuple[list[int], list[int]]:
+    """Partition and offset of each consumed message (both set on a message without error)."""
+    partitions: list[int] = []
+    offsets: list[int] = []
+    for message in messages:
+        partition, offset = message.partition(), message.offset()
+        if partition is None or offset is None:
+            raise KafkaException(f"a consumed message has no position: {message.error()}")
+        partitions.append(partition)
+        offsets.append(offset)
+    return partitions, offsets
+
+
 class _Chunk:
     """Messages of one chunk, in consumption order."""
 
     def __init__(self, messages: list[Message]):
         self.messages = messages
-        partitions = [m.partition() for m in messages]
-        offsets = [m.offset() for m in messages]
+        partitions, offsets = _positions(messages)
+        self.partition_of = partitions
+        self.offset_of = offsets
         self.partitions = pa.array(partitions, pa.int32())
         self.offsets = pa.array(offsets, pa.int64())
         self.first: dict[int, int] = {}
@@ -320,10 +218,12 @@ class StreamIngestor:
         started = time.perf_counter()
         result = StreamResult(topic=self.topic)
         consumer = Consumer(
-            self.settings.client_config(**_CONSUMER_DEFAULTS, **{"group.id": self.group_id})
+            self.settings.client_config(**CONSUMER_DEFAULTS, **{"group.id": self.group_id})
         )
         try:
             partitions = topic_partitions(consumer, self.topic, self.timeout)
+            # The tables this run commits to (a read of stored offsets never creates them).
+            ensure_source_tables(self.layout, self.contract)
             stored = stored_offsets(self.layout, self.contract, self.topic, partitions)
             replaying = replay_from_offset is not None or replay_from_timestamp_ms is not None
             start = self._start_offsets(
@@ -331,8 +231,8 @@ class StreamIngestor:
             )
             # Per table, the next offset it holds: below it a message is skipped (not when
             # replaying), and its stored offset never moves backwards.
-            raw_at = {p: -1 if stored.raw[p] is None else stored.raw[p] for p in partitions}
-            dlq_at = {p: -1 if stored.dlq[p] is None else stored.dlq[p] for p in partitions}
+            raw_at = {p: _or_none_yet(stored.raw[p]) for p in partitions}
+            dlq_at = {p: _or_none_yet(stored.dlq[p]) for p in partitions}
             skip = _Positions(
                 raw={p: -1 if replaying else o for p, o in raw_at.items()},
                 dlq={p: -1 if replaying else o for p, o in dlq_at.items()},
@@ -375,11 +275,13 @@ class StreamIngestor:
                 )
                 for message in batch:
                     error = message.error()
+                    partition = message.partition()
                     if error is None:
                         buffer.append(message)
-                        at_end.discard(message.partition())
-                    elif error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(message.partition())
+                        if partition is not None:
+                            at_end.discard(partition)
+                    elif error.code() == KafkaError._PARTITION_EOF and partition is not None:
+                        at_end.add(partition)
                     elif error.fatal() or not error.retriable():
                         raise KafkaException(error)
                     else:
@@ -400,11 +302,9 @@ class StreamIngestor:
                     ],
                     asynchronous=False,
                 )
-                crash_point("after_kafka_commit")
+                failpoint("kafka.after_kafka_commit")
         finally:
             consumer.close()
-        result.raw_version = DeltaTable(self._raw_uri).version()
-        result.dlq_version = DeltaTable(self._dlq_uri).version()
         result.seconds = time.perf_counter() - started
         return result
 
@@ -443,7 +343,7 @@ class StreamIngestor:
         skip: _Positions,
         floor: _Positions,
     ) -> None:
-        crash_point("after_consume")
+        failpoint("kafka.after_consume")
         for p, first in chunk.first.items():
             expected = self._expected_next.get(p)
             if expected is not None and first > expected:
@@ -483,7 +383,7 @@ class StreamIngestor:
         dead.sort(key=lambda item: item[0])
         tally_reasons(result.reject_reasons, [rs for _, _, rs in dead])
 
-        extracted_at = datetime.now(UTC).replace(tzinfo=None)
+        extracted_at = extraction_time()
         write_deltalake(
             self._checked_table(self._dlq_uri, chunk, floor.dlq),
             self._dead_letter_table(chunk, dead, extracted_at),
@@ -491,7 +391,7 @@ class StreamIngestor:
             schema_mode="merge",
             commit_properties=self._properties(chunk, floor.dlq),
         )
-        crash_point("after_dlq_commit")
+        failpoint("kafka.after_dlq_commit")
 
         # Valid rows, minus those the raw table already holds (after a crash between commits).
         positions = valid["_source_line"]
@@ -505,12 +405,13 @@ class StreamIngestor:
             pc.take(chunk.offsets, positions),
             extracted_at,
         )
-        self._append_raw(
+        append_parquet(
             self._checked_table(self._raw_uri, chunk, floor.raw),
+            self._raw_uri,
             rows,
             self._properties(chunk, floor.raw),
         )
-        crash_point("after_raw_commit")
+        failpoint("kafka.after_raw_commit")
 
         for p, o in chunk.next.items():
             for positions_of in (skip.raw, skip.dlq, floor.raw, floor.dlq):
@@ -534,42 +435,40 @@ class StreamIngestor:
         )
 
     def _dead_letter_table(
-        self, chunk: _Chunk, dead: list[tuple[int, str | None, list]], extracted_at: datetime
+        self,
+        chunk: _Chunk,
+        dead: list[tuple[int, str | None, list[Reason]]],
+        extracted_at: datetime,
     ) -> pa.Table:
-        messages = [chunk.messages[i] for i, _, _ in dead]
-        n = len(dead)
-        return pa.table(
-            {
-                "_source": [source_name(self.topic, m.partition()) for m in messages],
-                "_source_line": pa.array([m.offset() for m in messages], pa.int64()),
-                "_batch_id": [self.batch_id] * n,
-                "_extracted_at": pa.array([extracted_at] * n, pa.timestamp("us")),
-                "contract_version": pa.array([self.contract.version] * n, pa.int32()),
-                "record": pa.array([rec for _, rec, _ in dead], pa.string()),
-                "reason": [reason_text(rs) for _, _, rs in dead],
-                "reasons": [rs for _, _, rs in dead],
-                KEY_COLUMN: pa.array([_text(m.key()) for m in messages], pa.string()),
-            }
-        ).cast(KAFKA_DLQ_SCHEMA)
+        indexes = [i for i, _, _ in dead]
+        return dead_letter_rows(
+            source=[source_name(self.topic, chunk.partition_of[i]) for i in indexes],
+            source_lines=[chunk.offset_of[i] for i in indexes],
+            batch_id=self.batch_id,
+            extracted_at=extracted_at,
+            contract_version=self.contract.version,
+            records=[rec for _, rec, _ in dead],
+            reasons=[rs for _, _, rs in dead],
+            schema=KAFKA_DLQ_SCHEMA,
+            extra={
+                KEY_COLUMN: pa.array([_text(chunk.messages[i].key()) for i in indexes], pa.string())
+            },
+        )
 
     def _raw_rows(
         self, valid: pa.Table, partitions: pa.Array, offsets: pa.Array, extracted_at: datetime
     ) -> pa.Table:
-        schema = raw_schema(self.contract)
-        n = valid.num_rows
         size = (pc.max(partitions).as_py() or 0) + 1 if len(partitions) else 1
         names = pa.array([source_name(self.topic, p) for p in range(size)])
-        table = valid.drop_columns(["_source_line"])
-        table = table.append_column("_source", pc.take(names, partitions))
-        table = table.append_column("_source_line", offsets)
-        table = table.append_column("_batch_id", pa.array([self.batch_id] * n, pa.string()))
-        table = table.append_column(
-            "_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us"))
+        return with_lake_metadata(
+            valid,
+            self.contract,
+            raw_schema(self.contract),
+            source=pc.take(names, partitions),
+            batch_id=self.batch_id,
+            extracted_at=extracted_at,
+            source_lines=offsets,
         )
-        table = table.append_column(
-            PARTITION_COLUMN, self.contract.partition_dates(valid[self.contract.partition_by])
-        )
-        return table.select(schema.names).cast(schema)
 
     def _checked_table(self, uri: str, chunk: _Chunk, stored: dict[int, int]) -> DeltaTable:
         """The table, checked to hold the offsets this run started from.
@@ -587,42 +486,3 @@ class StreamIngestor:
                     f"{expected}: another run ingested it meanwhile; retry to resume from there"
                 )
         return table
-
-    def _append_raw(self, table: DeltaTable, rows: pa.Table, properties: CommitProperties) -> None:
-        """Write one Parquet file per date partition, then commit them with the offsets."""
-        schema = pa.schema(table.schema().to_arrow())
-        filesystem, root = pafs.FileSystem.from_uri(self._raw_uri)
-        actions: list[AddAction] = []
-        if rows.num_rows:
-            data_columns = [n for n in rows.column_names if n != PARTITION_COLUMN]
-            dates = rows[PARTITION_COLUMN]
-            for day in pc.unique(dates).to_pylist():
-                part = rows.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
-                folder = f"{PARTITION_COLUMN}={day.isoformat()}"
-                name = f"{folder}/part-{uuid.uuid4().hex}-c000.zstd.parquet"
-                filesystem.create_dir(f"{root}/{folder}", recursive=True)
-                path = f"{root}/{name}"
-                pq.write_table(
-                    part.select(data_columns), path, filesystem=filesystem, compression="zstd"
-                )
-                info = filesystem.get_file_info(path)
-                actions.append(
-                    AddAction(
-                        path=name,
-                        size=info.size,
-                        partition_values={PARTITION_COLUMN: day.isoformat()},
-                        modification_time=int(time.time() * 1000),
-                        data_change=True,
-                        # Row count only: delta-rs reads absent min/max values as null
-                        # bounds and would prune the file from filtered scans.
-                        stats=json.dumps({"numRecords": part.num_rows}),
-                    )
-                )
-        crash_point("after_parquet_write")
-        table.create_write_transaction(
-            actions,
-            mode="append",
-            schema=schema,
-            partition_by=[PARTITION_COLUMN],
-            commit_properties=properties,
-        )
