@@ -100,7 +100,7 @@ def duplicated_records(layout: LakeLayout, source: str, batch_ids: list[str]) ->
             "SELECT coalesce(sum(copies - 1), 0) FROM "
             "(SELECT count(*) AS copies FROM records GROUP BY _source, _source_line, _batch_id)",
             {"ids": batch_ids},
-        ).fetchone()
+        ).fetchall()[0]
     return int(surplus)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # Fetch big: with assign() and these settings a local broker delivers >100k msgs/s.
 CONSUMER_DEFAULTS: dict[str, object] = {
@@ -17,6 +18,9 @@ CONSUMER_DEFAULTS: dict[str, object] = {
     "fetch.wait.max.ms": 100,
 }
 
+ConfigValue = str | int | float | bool
+"""A librdkafka configuration value."""
+
 
 @dataclass(frozen=True)
 class KafkaSettings:
@@ -29,9 +33,9 @@ class KafkaSettings:
     sasl_password: str | None = field(default=None, repr=False)
     client_id: str = "assets_project"
 
-    def client_config(self, **extra: object) -> dict[str, object]:
+    def client_config(self, **extra: Any) -> dict[str, ConfigValue]:
         """librdkafka configuration for a consumer, producer or admin client."""
-        config: dict[str, object] = {
+        config: dict[str, ConfigValue] = {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
         }
