@@ -65,30 +65,13 @@ def drop_role(conninfo: str) -> None:
     if not role or not str(role).startswith(ROLE_PREFIX) or cluster is None:
         return
     port = cluster[2]
-    owned = _run(
-        "runuser",
-        "-u",
-        "postgres",
-        "--",
-        "psql",
-        "-p",
-        port,
-        "-Atqc",
-        f"SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles "
-        f"WHERE rolname = '{role}')",
-    ).stdout.split()
+    owner = f"(SELECT oid FROM pg_roles WHERE rolname = '{role}')"
+    owned = _psql(port, f"SELECT datname FROM pg_database WHERE datdba = {owner}").split()
     for database in owned:
-        _run(
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            "psql",
-            "-p",
-            port,
-            "-qc",
-            f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
-        )
-    _run(
-        "runuser", "-u", "postgres", "--", "psql", "-p", port, "-qc", f"DROP ROLE IF EXISTS {role}"
-    )
+        _psql(port, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    _psql(port, f"DROP ROLE IF EXISTS {role}")
+
+
+def _psql(port: str, statement: str) -> str:
+    """Run ``statement`` as the postgres superuser; its unaligned output."""
+    return _run("runuser", "-u", "postgres", "--", "psql", "-p", port, "-Atqc", statement).stdout
