@@ -10,6 +10,7 @@ from assets_project.lib.contracts import load_contract
 from assets_project.lib.ingest import FileChangedError, ingest_file
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.readers import UnreadableFileError
+from tests.writers import append_after_the_last_batch
 
 HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at\n"
 ROWS = (
@@ -133,21 +134,7 @@ def test_file_that_grows_while_read_commits_nothing_then_is_ingested_whole_once(
     first_half = HEADER + "5,g@h.co,2026-01-01,free,europe,2026-01-02 10:00:00\nbroken\n"
     rest = "6,i@j.co,2026-01-01,free,europe,2026-01-02 10:00:00\n"
     path = _drop(layout, "u.csv", first_half)
-    real_open_file = ingest_module.open_file
-
-    def writer_resumes(opened_path: Path):
-        opened = real_open_file(opened_path)
-        batches = opened.batches
-
-        def then_append():
-            yield from batches
-            with path.open("a", encoding="utf-8") as writer:
-                writer.write(rest)
-
-        opened.batches = then_append()
-        return opened
-
-    monkeypatch.setattr(ingest_module, "open_file", writer_resumes)
+    append_after_the_last_batch(monkeypatch, path, rest)  # read, not yet committed
     with pytest.raises(FileChangedError, match="changed while it was read"):
         ingest_file(path, contract, layout, source="users/u.csv")
     assert _versions(layout) == before  # neither the raw nor the dead-letter commit happened

@@ -13,7 +13,6 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-import assets_project.lib.ingest as ingest_module
 from assets_project.defs.ingestion.files import (
     RUN_KEY_TAG,
     FileDropConfig,
@@ -23,6 +22,7 @@ from assets_project.defs.ingestion.files import (
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.landing import LandingPolicy
+from tests.writers import append_after_the_last_batch
 
 USERS = load_contract("users")
 HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at\n"
@@ -337,21 +337,7 @@ def test_file_that_grows_while_read_is_left_in_landing_then_ingested_whole_once(
     first_half = HEADER + "2,b@b.co,2026-01-01,free,europe,2026-01-02 10:00:00\n"
     rest = "3,c@b.co,2026-01-01,free,europe,2026-01-02 10:00:00\n"
     path = _settled(landing / "users_0006.csv", first_half)
-    real_open_file = ingest_module.open_file
-
-    def writer_resumes(opened_path: Path):  # the batches are read, nothing is committed yet
-        opened = real_open_file(opened_path)
-        batches = opened.batches
-
-        def then_append():
-            yield from batches
-            with path.open("a", encoding="utf-8") as writer:
-                writer.write(rest)
-
-        opened.batches = then_append()
-        return opened
-
-    monkeypatch.setattr(ingest_module, "open_file", writer_resumes)
+    append_after_the_last_batch(monkeypatch, path, rest)  # read, not yet committed
     tick = _tick(lake, seed.cursor, instance)
     (request,) = tick.run_requests
     result = _run(instance, lake, request)
