@@ -172,19 +172,24 @@ def test_truncated_parquet_is_refused(layout: LakeLayout, tmp_path: Path) -> Non
     )
 
 
-def test_parquet_with_a_nested_column_is_refused_before_anything_is_read(
-    layout: LakeLayout, tmp_path: Path
-) -> None:
-    table = pa.table(
+def _one_product(**extra: list) -> pa.Table:
+    """A valid one-row products table, plus the ``extra`` columns."""
+    return pa.table(
         {
             "product_id": [1],
             "name": ["Pen"],
             "category": ["books"],
             "unit_price": [1.5],
             "updated_at": [dt.datetime(2026, 1, 2, 10)],
-            "meta": [{"colour": "red"}],
+            **extra,
         }
     )
+
+
+def test_parquet_with_a_nested_column_is_refused_before_anything_is_read(
+    layout: LakeLayout, tmp_path: Path
+) -> None:
+    table = _one_product(meta=[{"colour": "red"}])
     pq.write_table(table, tmp_path / "p.parquet")
     _refused(
         layout,
@@ -758,16 +763,7 @@ def test_a_csv_header_with_a_reserved_name_is_refused(layout: LakeLayout, name: 
 def test_a_parquet_column_with_a_reserved_name_is_refused(
     layout: LakeLayout, tmp_path: Path, name: str
 ) -> None:
-    table = pa.table(
-        {
-            "product_id": [1],
-            "name": ["Pen"],
-            "category": ["books"],
-            "unit_price": [1.5],
-            "updated_at": [dt.datetime(2026, 1, 2, 10)],
-            name: ["x"],
-        }
-    )
+    table = _one_product(**{name: ["x"]})
     pq.write_table(table, tmp_path / "p.parquet")
     data = (tmp_path / "p.parquet").read_bytes()
     reason = _refused(layout, "products", "clash.parquet", data, "reserved")
