@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
+from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, SchemaProperty
 
 from assets_project.lib import dbt_yaml
 from assets_project.lib.contracts import CONTRACT_SUFFIX, CONTRACTS_ROOT, contract_from_document
@@ -87,11 +87,17 @@ def _rules(prop: SchemaProperty) -> list[str]:
     if prop.enum:
         rules.append("one of " + ", ".join(str(e.value) for e in prop.enum))
     rules += [f"{k} {v}" for k, v in (prop.logicalTypeOptions or {}).items()]
-    for rule in prop.quality or ():
-        arguments = json.dumps(rule.arguments) if rule.arguments else ""
-        rules.append(f"quality {rule.metric or rule.type} {arguments}".strip())
+    rules += [_quality(rule) for rule in prop.quality or ()]
     rules += [f"{e.property} {json.dumps(e.value)}" for e in prop.customProperties or ()]
     return rules
+
+
+def _quality(rule: DataQuality) -> str:
+    """One quality rule: metric, arguments and its bound."""
+    bounds = rule.model_dump(include={"mustBe", "mustBeGreaterOrEqualTo", "mustBeBetween"})
+    bound = " ".join(f"{k} {json.dumps(v)}" for k, v in bounds.items() if v is not None)
+    arguments = json.dumps(rule.arguments) if rule.arguments else ""
+    return " ".join(filter(None, ["quality", rule.metric or rule.type, arguments, bound]))
 
 
 def show(path: Path) -> str:
@@ -106,7 +112,8 @@ def show(path: Path) -> str:
     ]
     for server in doc.servers or ():
         where = server.path or server.location or server.host or ""
-        lines.append(f"server: {server.server} ({server.type}) {where}".rstrip())
+        custom = " ".join(f"{e.property}={e.value}" for e in server.customProperties or ())
+        lines.append(f"server: {server.server} ({server.type}) {where} {custom}".rstrip())
     for sla in doc.slaProperties or ():
         extra = f" / {sla.valueExt}" if sla.valueExt is not None else ""
         lines.append(f"sla:    {sla.property} {sla.value}{extra} {sla.unit or ''}".rstrip())
@@ -114,8 +121,7 @@ def show(path: Path) -> str:
         lines += ["", f"{obj.name}: {obj.description or ''}".rstrip()]
         for entry in obj.customProperties or ():
             lines.append(f"  {entry.property}: {json.dumps(entry.value)}")
-        for rule in obj.quality or ():
-            lines.append(f"  quality: {rule.model_dump(exclude_none=True)}")
+        lines += [f"  {_quality(rule)}" for rule in obj.quality or ()]
         width = max((len(p.name or "") for p in obj.properties or ()), default=0)
         for prop in obj.properties or ():
             kind = f"{prop.logicalType or '?'}/{prop.physicalType or '?'}"
@@ -152,9 +158,9 @@ def _record_property(prop: SchemaProperty) -> dict[str, Any]:
 def records_json_schema(path: Path) -> dict[str, Any]:
     """A JSON Schema (2020-12) of one record of the table the contract at ``path`` describes."""
     doc = load_document(path)
-    (obj,) = doc.schema_ or [None]
-    if obj is None:
+    if not doc.schema_ or len(doc.schema_) != 1:
         raise ContractError(f"contract {path}: schema: one schema object expected")
+    (obj,) = doc.schema_
     props = obj.properties or []
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -199,11 +205,11 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    problems = lint()
+    problems = lint(args.contracts_root)
     for problem in problems:
         sys.stderr.write(problem + "\n")
     if not problems:
-        sys.stdout.write(f"{len(contract_files())} contracts valid\n")
+        sys.stdout.write(f"{len(contract_files(args.contracts_root))} contracts valid\n")
     return 1 if problems else 0
 
 
@@ -237,7 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("lint", help="validate every contract (exit 1 naming file and field)")
+    lint_parser = commands.add_parser(
+        "lint", help="validate every contract (exit 1 naming the field)"
+    )
+    lint_parser.add_argument(
+        "--contracts-root", type=Path, default=CONTRACTS_ROOT, help=argparse.SUPPRESS
+    )
     show_parser = commands.add_parser("show", help="a readable summary of a table's contract")
     show_parser.add_argument("table")
     export = commands.add_parser("export", help="the contract as ODCS, or its records' JSON Schema")

@@ -141,8 +141,6 @@ def parse_document(raw: dict[str, Any], path: Path) -> OpenDataContractStandard:
     problems = schema_problems(raw)
     if problems:
         raise ContractError(f"contract {path}: " + "; ".join(problems))
-    if raw.get("kind") != "DataContract":
-        raise ContractError(f"contract {path}: kind: must be DataContract")
     try:
         return OpenDataContractStandard.model_validate(raw)
     except ValidationError as exc:
