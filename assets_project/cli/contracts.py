@@ -26,7 +26,31 @@ from assets_project.lib.contracts import CONTRACT_SUFFIX, CONTRACTS_ROOT, contra
 from assets_project.lib.lake import REPO_ROOT
 from assets_project.lib.odcs import CUSTOM_PROPERTIES, ContractError, load_document
 
-GENERATORS: list[Callable[[], dict[Path, str]]] = [dbt_yaml.repo_files]
+README = Path("README.md")
+_TABLE_START = "<!-- custom-properties:start"
+_TABLE_END = "<!-- custom-properties:end -->"
+
+
+def readme_files() -> dict[Path, str]:
+    """README.md with its custom property table rendered from ``CUSTOM_PROPERTIES``.
+
+    Only the lines between the two markers are generated; nothing when the README (or a
+    marker) is absent, e.g. in an installed package.
+    """
+    path = REPO_ROOT / README
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    start, end = text.find(_TABLE_START), text.find(_TABLE_END)
+    if start < 0 or end < start:
+        return {}
+    start = text.index("\n", start) + 1
+    rows = [
+        f"| `{name}` | {doc.where} | {doc.meaning} |" for name, doc in CUSTOM_PROPERTIES.items()
+    ]
+    table = "\n".join(["| property | where | meaning |", "| --- | --- | --- |", *rows]) + "\n"
+    return {README: text[:start] + table + text[end:]}
+
+
+GENERATORS: list[Callable[[], dict[Path, str]]] = [dbt_yaml.repo_files, readme_files]
 """Every generator of files from the contracts: text by path relative to the repository."""
 
 TYPED_VIEWS: dict[str, Callable[[OpenDataContractStandard, Path], object]] = {
