@@ -29,9 +29,8 @@ from open_data_contract_standard.model import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# ContractError lives in lib/odcs.py; callers keep importing it from here too.
 from assets_project.lib.odcs import ContractError, custom_properties, field_path, load_document
-
-__all__ = ["ContractError"]  # re-exported: raised by load_contract
 
 CONTRACTS_ROOT = Path(__file__).resolve().parent.parent / "contracts"
 """Every contract (ODCS documents), one folder per layer: ``raw/`` (sources), ``marts/``."""

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from assets_project.cli.contracts import contract_files, generated, lint, main
+from assets_project.cli.contracts import contract_files, generated, lint, main, records_json_schema
 from assets_project.lib.contracts import CONTRACTS_ROOT, load_contract
 from assets_project.lib.dbt_yaml import DBT_PROJECT, SOURCES_PATH
 from assets_project.lib.lake import REPO_ROOT
@@ -186,3 +186,16 @@ def test_the_command_is_listed() -> None:
         check=True,
     )
     assert "contracts" in result.stdout
+
+
+@pytest.mark.parametrize("path", contract_files(), ids=lambda p: p.name)
+def test_every_example_fits_the_exported_record_schema(path: Path) -> None:
+    """The contracts' ``examples`` are records' values: each passes its column's JSON Schema."""
+    schema = records_json_schema(path)
+    examples = 0
+    for name, column in schema["properties"].items():
+        for example in column.get("examples", []):
+            errors = list(Draft202012Validator(column).iter_errors(example))
+            assert errors == [], f"{path.name} {name}: {example!r}: {errors[0].message}"
+            examples += 1
+    assert examples or path.parent.name != "raw"
