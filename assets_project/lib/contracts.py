@@ -395,20 +395,25 @@ _LOGICAL_TYPES: dict[str, str] = {
 """The ODCS ``logicalType`` of each of our physical types (``decimal(p,s)`` by its base)."""
 _TYPE_OPTIONS = {"minimum": "min", "maximum": "max", "maxLength": "max_length"}
 """The ``logicalTypeOptions`` this project enforces, by the typed view's field."""
-_MINUTES = {"min": 1, "minute": 1, "minutes": 1, "h": 60, "hour": 60, "hours": 60}
-_MINUTES |= {"d": 1440, "day": 1440, "days": 1440}
+_MINUTES = {
+    **dict.fromkeys(("min", "minute", "minutes"), 1),
+    **dict.fromkeys(("h", "hour", "hours"), 60),
+    **dict.fromkeys(("d", "day", "days"), 24 * 60),
+}
+"""Minutes per ``unit`` of the freshness SLA."""
 LAKE_PATH = "${LAKE_URI}/raw/{name}"
 """The ``path`` of a source's lake server (``format: delta``): its raw Delta table."""
 LANDING_PATH = "${DATA_DIR}/landing/{name}"
 """The ``path`` of a source's landing server: the folder its files are dropped in."""
 
-Path_ = tuple[str | int, ...]
+_Loc = tuple[str | int, ...]
+"""A location in a document: keys and list indexes (see :func:`field_path`)."""
 
 
 class _Problem(ValueError):
     """A fact of the document the typed view cannot take, at ``where`` (an ODCS field path)."""
 
-    def __init__(self, where: Path_ | str, message: str) -> None:
+    def __init__(self, where: _Loc | str, message: str) -> None:
         super().__init__(f"{where if isinstance(where, str) else field_path(where)}: {message}")
 
 
@@ -417,7 +422,7 @@ def logical_type(physical: str) -> str:
     return _LOGICAL_TYPES.get(physical.replace(" ", "").lower().split("(")[0], "")
 
 
-def _custom(entries: Any, where: Path_, allowed: tuple[str, ...]) -> dict[str, Any]:
+def _custom(entries: Any, where: _Loc, allowed: tuple[str, ...]) -> dict[str, Any]:
     try:
         return custom_properties(entries, field_path((*where, "customProperties")), allowed)
     except ValueError as exc:
@@ -425,7 +430,7 @@ def _custom(entries: Any, where: Path_, allowed: tuple[str, ...]) -> dict[str, A
         raise _Problem(where_, message) from exc
 
 
-def _regex(rule: DataQuality, where: Path_) -> str:
+def _regex(rule: DataQuality, where: _Loc) -> str:
     """The RE2 pattern of a property-level rule ``invalidValues`` with ``arguments.pattern``."""
     arguments = rule.arguments or {}
     pattern = arguments.get("pattern")
@@ -444,7 +449,7 @@ def _regex(rule: DataQuality, where: Path_) -> str:
 
 
 def _column(
-    prop: SchemaProperty, where: Path_, loc: dict[Path_, Path_]
+    prop: SchemaProperty, where: _Loc, loc: dict[_Loc, _Loc]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The typed view's column from one ODCS property, and the property's custom properties;
     ``loc`` learns where each field was found."""
@@ -484,7 +489,7 @@ def _column(
     return column, custom
 
 
-def _keys(props: list[SchemaProperty], where: Path_) -> tuple[list[str], list[str]]:
+def _keys(props: list[SchemaProperty], where: _Loc) -> tuple[list[str], list[str]]:
     """Names of the primary key (by primaryKeyPosition) and of the partitioned properties."""
     keyed = [(p.primaryKeyPosition, i, p) for i, p in enumerate(props) if p.primaryKey]
     for position, index, prop in keyed:
@@ -506,7 +511,7 @@ def _keys(props: list[SchemaProperty], where: Path_) -> tuple[list[str], list[st
     return primary_key, [str(p.name) for _, p in partitioned]
 
 
-def _table(obj: SchemaObject, where: Path_, loc: dict[Path_, Path_]) -> dict[str, Any]:
+def _table(obj: SchemaObject, where: _Loc, loc: dict[_Loc, _Loc]) -> dict[str, Any]:
     """The typed view's table-level fields from the one schema object."""
     props = obj.properties or []
     if not props:
@@ -515,7 +520,7 @@ def _table(obj: SchemaObject, where: Path_, loc: dict[Path_, Path_]) -> dict[str
     loc[("description",)] = (*where, "description")
     columns, customs = [], []
     for index, prop in enumerate(props):
-        column_loc: dict[Path_, Path_] = {}
+        column_loc: dict[_Loc, _Loc] = {}
         column, custom = _column(prop, (*where, "properties", index), column_loc)
         columns.append(column)
         customs.append(custom)
@@ -560,7 +565,7 @@ def _table(obj: SchemaObject, where: Path_, loc: dict[Path_, Path_]) -> dict[str
     return fields
 
 
-def _volume(rule: DataQuality, where: Path_) -> dict[str, Any]:
+def _volume(rule: DataQuality, where: _Loc) -> dict[str, Any]:
     """The batch volume of a schema-level rule ``rowCount`` with ``arguments.scope: batch``."""
     if rule.metric == "rowCount" and rule.arguments == {"scope": "batch"}:
         if rule.mustBeGreaterOrEqualTo is not None:
@@ -574,11 +579,11 @@ def _volume(rule: DataQuality, where: Path_) -> dict[str, Any]:
     )
 
 
-def _freshness(document: OpenDataContractStandard, loc: dict[Path_, Path_]) -> dict[str, Any]:
+def _freshness(document: OpenDataContractStandard, loc: dict[_Loc, _Loc]) -> dict[str, Any]:
     """warn/fail minutes from the one ``freshness`` SLA: ``value`` warns, ``valueExt`` fails."""
     found: dict[str, Any] = {}
     for index, sla in enumerate(document.slaProperties or ()):
-        where: Path_ = ("slaProperties", index)
+        where: _Loc = ("slaProperties", index)
         if sla.property != "freshness" or found:
             raise _Problem(where, "this project reads one slaProperties entry: freshness")
         factor = _MINUTES.get(sla.unit or "")
@@ -594,13 +599,13 @@ def _freshness(document: OpenDataContractStandard, loc: dict[Path_, Path_]) -> d
 
 
 def _servers(
-    document: OpenDataContractStandard, name: str, loc: dict[Path_, Path_]
+    document: OpenDataContractStandard, name: str, loc: dict[_Loc, _Loc]
 ) -> dict[str, Any]:
     """Channels (in server order), landing format and service sections from ``servers``."""
     fields: dict[str, Any] = {"channels": []}
     lake = 0
     for index, server in enumerate(document.servers or ()):
-        where: Path_ = ("servers", index)
+        where: _Loc = ("servers", index)
         channel, section = _server(server, name, where)
         if channel == "lake":
             lake += 1
@@ -624,13 +629,13 @@ def _servers(
     return fields
 
 
-_SECTION_FIELDS: dict[str, dict[str, Path_]] = {
+_SECTION_FIELDS: dict[str, dict[str, _Loc]] = {
     "postgres": {"schema_name": ("schema",), "table": ("customProperties", "table")},
     "kafka": {"topic": ("customProperties", "topic")},
 }
 
 
-def _server(server: Server, name: str, where: Path_) -> tuple[str, dict[str, Any]]:
+def _server(server: Server, name: str, where: _Loc) -> tuple[str, dict[str, Any]]:
     """(channel or "lake", the service section) of one server."""
     if server.type == "local":
         lake = server.format == "delta"
@@ -664,9 +669,9 @@ def _owner(document: OpenDataContractStandard) -> tuple[str | None, str | None]:
 
 def _typed_fields(
     document: OpenDataContractStandard,
-) -> tuple[dict[str, Any], dict[Path_, Path_]]:
+) -> tuple[dict[str, Any], dict[_Loc, _Loc]]:
     """The typed view's fields, and where in the document each one was found."""
-    loc: dict[Path_, Path_] = {("name",): ("name",), ("semver",): ("version",)}
+    loc: dict[_Loc, _Loc] = {("name",): ("name",), ("semver",): ("version",)}
     if not document.schema_ or len(document.schema_) != 1:
         raise _Problem(("schema",), "a source contract describes exactly one schema object")
     (table,) = document.schema_
@@ -683,7 +688,7 @@ def _typed_fields(
     return fields, loc
 
 
-def _where(loc: Mapping[Path_, Path_], typed: tuple[Any, ...]) -> str:
+def _where(loc: Mapping[_Loc, _Loc], typed: tuple[Any, ...]) -> str:
     """The document's field path for the typed view's ``typed`` location (longest prefix)."""
     for end in range(len(typed), 0, -1):
         if typed[:end] in loc:
