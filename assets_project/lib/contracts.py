@@ -551,10 +551,9 @@ def _table(obj: SchemaObject, where: _Loc, loc: dict[_Loc, _Loc]) -> dict[str, A
         fields["update_time"] = custom["updateTime"]
         loc[("update_time",)] = (*where, "customProperties", "updateTime")
     rate = custom.get("rejectRate")
+    names = {"warnAbove": "warn_above", "failAbove": "fail_above"}  # others: refused as extra
     fields["reject_rate"] = (
-        {"warn_above": rate.get("warnAbove"), "fail_above": rate.get("failAbove")}
-        if isinstance(rate, Mapping)
-        else rate
+        {names.get(k, k): v for k, v in rate.items()} if isinstance(rate, Mapping) else rate
     )
     loc[("reject_rate",)] = (*where, "customProperties", "rejectRate")
     for index, rule in enumerate(obj.quality or ()):

@@ -99,6 +99,11 @@ def _set_sla(doc: Doc, **fields: object) -> None:
         ),
         (lambda d: d.update(owner_team="x"), "<root>", "'owner_team' was unexpected"),
         (
+            lambda d: set_custom(table(d), "rejectRate", {"warnAbove": 0.1, "failabove": 0.5}),
+            "customProperties.rejectRate.failabove",
+            "Extra inputs are not permitted",
+        ),
+        (
             lambda d: prop(d, "email").update(physicalType=7),
             "schema[0].properties[1].physicalType",
             "7 is not of type 'string'",
