@@ -49,7 +49,7 @@ dbt-manifest: install
 ## the enums), regenerated from assets_project/contracts after a contract changes.
 .PHONY: dbt-yaml
 dbt-yaml: install
-	$(PY) -m assets_project.lib.dbt_yaml
+	$(PY) -m assets_project contracts generate
 
 dagster-home:
 	mkdir -p $(DAGSTER_HOME)

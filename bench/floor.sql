@@ -1,7 +1,7 @@
 -- The floor: the whole pipeline as one hand-written DuckDB script, straight from the files.
 --
 -- Reads the demo landing drops (users, products, orders as CSV; user_events as JSON lines),
--- applies the rules of assets_project/contracts/*.yml with the semantics of
+-- applies the rules of assets_project/contracts/raw/*.odcs.yaml with the semantics of
 -- assets_project/lib/validation.py, keeps the newest version per key like the dbt staging
 -- models and writes the six marts of dbt_project/models/marts as Parquet. No ingestion, no
 -- Delta, no dead-letter table, no dbt: the least work that gives the same mart rows.

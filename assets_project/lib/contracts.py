@@ -1,24 +1,42 @@
-"""Source contracts: one YAML file per source is the single source of truth for its schema.
+"""Source contracts: one ODCS v3 document per source is the single source of truth for it.
 
-A contract names the source's columns with their types and rules, its primary key, the column
-whose date partitions the raw Delta table and the time column that orders versions of a record.
-Everything downstream (validation, Delta schemas, Dagster metadata) is derived from it.
+``assets_project/contracts/raw/<source>.odcs.yaml`` names the source's columns with their
+types and rules, its primary key, the column whose date partitions the raw Delta table, the
+time column that orders versions of a record, its freshness SLA and where it comes from.
+Everything downstream (validation, Delta schemas, dbt sources, Dagster metadata) is derived
+from :class:`Contract`, this project's typed view of the document, built by
+:func:`contract_from_document` (the mapping from ODCS fields is documented there and in the
+README's "Contracts" section).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
+from open_data_contract_standard.model import (
+    DataQuality,
+    OpenDataContractStandard,
+    SchemaObject,
+    SchemaProperty,
+    Server,
+)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
+# ContractError lives in lib/odcs.py; callers keep importing it from here too.
+from assets_project.lib.odcs import ContractError, custom_properties, field_path, load_document
+
+CONTRACTS_ROOT = Path(__file__).resolve().parent.parent / "contracts"
+"""Every contract (ODCS documents), one folder per layer: ``raw/`` (sources), ``marts/``."""
+CONTRACTS_DIR = CONTRACTS_ROOT / "raw"
+"""The source contracts: ``<source>.odcs.yaml``."""
+CONTRACT_SUFFIX = ".odcs.yaml"
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
@@ -67,10 +85,6 @@ def re2_problem(pattern: str) -> str | None:
     finally:
         connection.close()
     return None
-
-
-class ContractError(ValueError):
-    """A contract file is missing, unreadable or breaks the contract schema."""
 
 
 def _check_identifier(value: str) -> str:
@@ -270,8 +284,12 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    version: int = Field(ge=1)
-    owner: str
+    semver: str = Field(
+        pattern=r"^[1-9][0-9]*\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$",
+        description="The contract's version (ODCS ``version``), MAJOR.MINOR.PATCH, MAJOR >= 1.",
+    )
+    owner: str = Field(description="E-mail of the owning team (its member with role owner).")
+    team: str
     description: str
     format: Literal["csv", "jsonl", "parquet"]
     primary_key: tuple[str, ...] = Field(min_length=1)
@@ -321,6 +339,11 @@ class Contract(BaseModel):
             raise ValueError("a kafka channel needs a kafka section and format jsonl")
         return self
 
+    @property
+    def version(self) -> int:
+        """The major version: recorded with each dead letter (a new major breaks readers)."""
+        return int(self.semver.split(".")[0])
+
     def partition_dates(self, values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
         """The partition date of each ``partition_by`` value: its day, month or year start."""
         dates = pc.cast(values, pa.date32())
@@ -356,29 +379,364 @@ class Contract(BaseModel):
         return tuple(c.name for c in self.input_columns if c.required)
 
 
+# ------------------------------------------------------------------ ODCS document -> typed view
+
+_LOGICAL_TYPES: dict[str, str] = {
+    "bigint": "integer",
+    "integer": "integer",
+    "double": "number",
+    "decimal": "number",
+    "varchar": "string",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
+    "json": "object",
+}
+"""The ODCS ``logicalType`` of each of our physical types (``decimal(p,s)`` by its base)."""
+_TYPE_OPTIONS = {"minimum": "min", "maximum": "max", "maxLength": "max_length"}
+"""The ``logicalTypeOptions`` this project enforces, by the typed view's field."""
+_MINUTES = {
+    **dict.fromkeys(("min", "minute", "minutes"), 1),
+    **dict.fromkeys(("h", "hour", "hours"), 60),
+    **dict.fromkeys(("d", "day", "days"), 24 * 60),
+}
+"""Minutes per ``unit`` of the freshness SLA."""
+LAKE_PATH = "${LAKE_URI}/raw/{name}"
+"""The ``path`` of a source's lake server (``format: delta``): its raw Delta table."""
+LANDING_PATH = "${DATA_DIR}/landing/{name}"
+"""The ``path`` of a source's landing server: the folder its files are dropped in."""
+
+_Loc = tuple[str | int, ...]
+"""A location in a document: keys and list indexes (see :func:`field_path`)."""
+
+
+class _Problem(ValueError):
+    """A fact of the document the typed view cannot take, at ``where`` (an ODCS field path)."""
+
+    def __init__(self, where: _Loc | str, message: str) -> None:
+        super().__init__(f"{where if isinstance(where, str) else field_path(where)}: {message}")
+
+
+def logical_type(physical: str) -> str:
+    """The ODCS logicalType that goes with one of our physical types."""
+    return _LOGICAL_TYPES.get(physical.replace(" ", "").lower().split("(")[0], "")
+
+
+def _custom(entries: Any, where: _Loc, allowed: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        return custom_properties(entries, field_path((*where, "customProperties")), allowed)
+    except ValueError as exc:
+        where_, _, message = str(exc).partition(": ")
+        raise _Problem(where_, message) from exc
+
+
+def _regex(rule: DataQuality, where: _Loc) -> str:
+    """The RE2 pattern of a property-level rule ``invalidValues`` with ``arguments.pattern``."""
+    arguments = rule.arguments or {}
+    pattern = arguments.get("pattern")
+    if (
+        rule.metric != "invalidValues"
+        or not isinstance(pattern, str)
+        or set(arguments) != {"pattern"}
+        or rule.mustBe != 0
+    ):
+        raise _Problem(
+            where,
+            "this project runs one property-level quality rule: metric invalidValues, "
+            "arguments {pattern: <RE2 regex>}, mustBe 0 (a record that breaks it is rejected)",
+        )
+    return pattern
+
+
+def _column(
+    prop: SchemaProperty, where: _Loc, loc: dict[_Loc, _Loc]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The typed view's column from one ODCS property, and the property's custom properties;
+    ``loc`` learns where each field was found."""
+    column: dict[str, Any] = {"name": prop.name, "description": prop.description}
+    loc |= {("name",): (*where, "name"), ("description",): (*where, "description")}
+    column["type"] = prop.physicalType
+    loc[("type",)] = (*where, "physicalType")
+    expected = logical_type(prop.physicalType or "")
+    if expected and prop.logicalType != expected:  # (an unknown physicalType is named below)
+        raise _Problem((*where, "logicalType"), f"must be {expected} for {prop.physicalType}")
+    for flag in ("required", "unique"):
+        column[flag] = bool(getattr(prop, flag))
+        loc[(flag,)] = (*where, flag)
+    if prop.enum is not None:
+        column["enum"] = [entry.value for entry in prop.enum]
+        loc[("enum",)] = (*where, "enum")
+    for option, value in (prop.logicalTypeOptions or {}).items():
+        if option not in _TYPE_OPTIONS:
+            raise _Problem(
+                (*where, "logicalTypeOptions", option),
+                f"not enforced by this project (it enforces {', '.join(_TYPE_OPTIONS)}; "
+                "a regex is a quality rule, see the README)",
+            )
+        column[_TYPE_OPTIONS[option]] = value
+        loc[(_TYPE_OPTIONS[option],)] = (*where, "logicalTypeOptions", option)
+    for index, rule in enumerate(prop.quality or ()):
+        if "regex" in column:
+            raise _Problem((*where, "quality", index), "a property takes one regex rule")
+        column["regex"] = _regex(rule, (*where, "quality", index))
+        loc[("regex",)] = (*where, "quality", index, "arguments", "pattern")
+    allowed = ("enumSubsets", "jsonPath", *(("partitionGranularity",) if prop.partitioned else ()))
+    custom = _custom(prop.customProperties, where, allowed)
+    for key, field in (("enumSubsets", "enum_subsets"), ("jsonPath", "path")):
+        if key in custom:
+            column[field] = custom[key]
+            loc[(field,)] = (*where, "customProperties", key)
+    return column, custom
+
+
+def _keys(props: list[SchemaProperty], where: _Loc) -> tuple[list[str], list[str]]:
+    """Names of the primary key (by primaryKeyPosition) and of the partitioned properties."""
+    keyed = [(p.primaryKeyPosition, i, p) for i, p in enumerate(props) if p.primaryKey]
+    for position, index, prop in keyed:
+        if len(keyed) > 1 and (position is None or position < 1):
+            raise _Problem(
+                (*where, index, "primaryKeyPosition"),
+                f"{prop.name} is one of several primary key properties: give its position (1..)",
+            )
+    if not keyed:
+        raise _Problem(where, "no property has primaryKey: true (a source has a primary key)")
+    positions = [position or 0 for position, _, _ in keyed]  # given for each when several
+    if len(keyed) > 1 and sorted(positions) != list(range(1, len(keyed) + 1)):
+        raise _Problem(where, f"primaryKeyPosition values {positions} must be 1..{len(keyed)}")
+    primary_key = [str(p.name) for _, _, p in sorted(keyed, key=lambda k: (k[0] or 0, k[1]))]
+    partitioned = [(i, p) for i, p in enumerate(props) if p.partitioned]
+    for index, prop in partitioned:
+        if prop.partitionKeyPosition not in (None, 1):
+            raise _Problem((*where, index, "partitionKeyPosition"), "must be 1 (one partition key)")
+    return primary_key, [str(p.name) for _, p in partitioned]
+
+
+def _table(obj: SchemaObject, where: _Loc, loc: dict[_Loc, _Loc]) -> dict[str, Any]:
+    """The typed view's table-level fields from the one schema object."""
+    props = obj.properties or []
+    if not props:
+        raise _Problem((*where, "properties"), "a source has at least one property")
+    fields: dict[str, Any] = {"description": obj.description}
+    loc[("description",)] = (*where, "description")
+    columns, customs = [], []
+    for index, prop in enumerate(props):
+        column_loc: dict[_Loc, _Loc] = {}
+        column, custom = _column(prop, (*where, "properties", index), column_loc)
+        columns.append(column)
+        customs.append(custom)
+        loc[("columns", index)] = (*where, "properties", index)
+        loc |= {("columns", index, *k): v for k, v in column_loc.items()}
+    fields["columns"] = columns
+    primary_key, partitioned = _keys(props, (*where, "properties"))
+    fields["primary_key"] = primary_key
+    loc[("primary_key",)] = (*where, "properties")
+    if len(partitioned) != 1:
+        raise _Problem(
+            (*where, "properties"),
+            f"exactly one property must be partitioned: true (found {partitioned or 'none'})",
+        )
+    fields["partition_by"] = partitioned[0]
+    index = [p.name for p in props].index(partitioned[0])
+    if "partitionGranularity" in customs[index]:
+        fields["partition_granularity"] = customs[index]["partitionGranularity"]
+        loc[("partition_granularity",)] = (
+            *where,
+            "properties",
+            index,
+            "customProperties",
+            "partitionGranularity",
+        )
+    custom = _custom(obj.customProperties, where, ("rejectRate", "updateTime"))
+    if "updateTime" in custom:
+        fields["update_time"] = custom["updateTime"]
+        loc[("update_time",)] = (*where, "customProperties", "updateTime")
+    rate = custom.get("rejectRate")
+    names = {"warnAbove": "warn_above", "failAbove": "fail_above"}  # others: refused as extra
+    fields["reject_rate"] = (
+        {names.get(k, k): v for k, v in rate.items()} if isinstance(rate, Mapping) else rate
+    )
+    loc[("reject_rate",)] = (*where, "customProperties", "rejectRate")
+    for index, rule in enumerate(obj.quality or ()):
+        if "expected_volume" in fields:
+            raise _Problem((*where, "quality", index), "a source takes one rowCount rule")
+        fields["expected_volume"] = _volume(rule, (*where, "quality", index))
+        loc[("expected_volume",)] = (*where, "quality", index)
+    return fields
+
+
+def _volume(rule: DataQuality, where: _Loc) -> dict[str, Any]:
+    """The batch volume of a schema-level rule ``rowCount`` with ``arguments.scope: batch``."""
+    if rule.metric == "rowCount" and rule.arguments == {"scope": "batch"}:
+        if rule.mustBeGreaterOrEqualTo is not None:
+            return {"min_rows": rule.mustBeGreaterOrEqualTo}
+        if rule.mustBeBetween is not None:
+            return {"min_rows": rule.mustBeBetween[0], "max_rows": rule.mustBeBetween[1]}
+    raise _Problem(
+        where,
+        "this project runs one schema-level quality rule: metric rowCount, arguments "
+        "{scope: batch}, mustBeGreaterOrEqualTo <n> or mustBeBetween [<min>, <max>]",
+    )
+
+
+def _freshness(document: OpenDataContractStandard, loc: dict[_Loc, _Loc]) -> dict[str, Any]:
+    """warn/fail minutes from the one ``freshness`` SLA: ``value`` warns, ``valueExt`` fails."""
+    found: dict[str, Any] = {}
+    for index, sla in enumerate(document.slaProperties or ()):
+        where: _Loc = ("slaProperties", index)
+        if sla.property != "freshness" or found:
+            raise _Problem(where, "this project reads one slaProperties entry: freshness")
+        factor = _MINUTES.get(sla.unit or "")
+        if factor is None:
+            raise _Problem((*where, "unit"), f"use one of {', '.join(_MINUTES)}")
+        for field, key in (("value", "warn_after_minutes"), ("valueExt", "fail_after_minutes")):
+            value = getattr(sla, field)
+            if value is not None:
+                found[key] = value * factor if isinstance(value, int | float) else value
+            loc[("freshness", key)] = (*where, field)
+        loc[("freshness",)] = where
+    return found
+
+
+def _servers(
+    document: OpenDataContractStandard, name: str, loc: dict[_Loc, _Loc]
+) -> dict[str, Any]:
+    """Channels (in server order), landing format and service sections from ``servers``."""
+    fields: dict[str, Any] = {"channels": []}
+    lake = 0
+    for index, server in enumerate(document.servers or ()):
+        where: _Loc = ("servers", index)
+        channel, section = _server(server, name, where)
+        if channel == "lake":
+            lake += 1
+            continue
+        if channel in fields["channels"]:
+            raise _Problem(where, f"a second {channel} server (one per channel)")
+        fields["channels"].append(channel)
+        loc[("channels",)] = ("servers",)
+        if channel == "files":
+            fields["format"] = server.format
+            loc[("format",)] = (*where, "format")
+        else:
+            fields[channel] = section
+            loc[(channel,)] = where
+            loc |= {(channel, k): (*where, *v) for k, v in _SECTION_FIELDS[channel].items()}
+    if lake != 1:
+        lake_path = LAKE_PATH.replace("{name}", name)
+        raise _Problem(("servers",), f"one server with format delta and path {lake_path}")
+    if "format" not in fields and "kafka" in fields["channels"]:
+        fields["format"] = "jsonl"  # Kafka messages are JSON, one record each
+    return fields
+
+
+_SECTION_FIELDS: dict[str, dict[str, _Loc]] = {
+    "postgres": {"schema_name": ("schema",), "table": ("customProperties", "table")},
+    "kafka": {"topic": ("customProperties", "topic")},
+}
+
+
+def _server(server: Server, name: str, where: _Loc) -> tuple[str, dict[str, Any]]:
+    """(channel or "lake", the service section) of one server."""
+    if server.type == "local":
+        lake = server.format == "delta"
+        expected = (LAKE_PATH if lake else LANDING_PATH).replace("{name}", name)
+        if server.path != expected:
+            raise _Problem((*where, "path"), f"must be {expected} (the project's layout)")
+        _custom(server.customProperties, where, ())
+        return ("lake" if lake else "files"), {}
+    if server.type == "postgres":
+        custom = _custom(server.customProperties, where, ("table",))
+        return "postgres", {"schema": server.schema_} | custom
+    if server.type == "kafka":
+        return "kafka", _custom(server.customProperties, where, ("topic",))
+    raise _Problem(
+        (*where, "type"),
+        f"{server.type!r}: a source is read from local (landing; delta: the lake), postgres or "
+        "kafka servers",
+    )
+
+
+def _owner(document: OpenDataContractStandard) -> tuple[str | None, str | None]:
+    """(owner e-mail, team name): the team's one member with role owner."""
+    team = document.team
+    if team is None or isinstance(team, list):
+        raise _Problem(("team",), "give the team as an object with name and members")
+    owners = [m.username for m in team.members or () if m.role == "owner"]
+    if len(owners) != 1:
+        raise _Problem(("team", "members"), "exactly one member has role: owner")
+    return owners[0], team.name
+
+
+def _typed_fields(
+    document: OpenDataContractStandard,
+) -> tuple[dict[str, Any], dict[_Loc, _Loc]]:
+    """The typed view's fields, and where in the document each one was found."""
+    loc: dict[_Loc, _Loc] = {("name",): ("name",), ("semver",): ("version",)}
+    if not document.schema_ or len(document.schema_) != 1:
+        raise _Problem(("schema",), "a source contract describes exactly one schema object")
+    (table,) = document.schema_
+    if table.name != document.name:
+        raise _Problem(("schema", 0, "name"), f"must be the contract's name {document.name!r}")
+    _custom(document.customProperties, (), ())
+    owner, team = _owner(document)
+    loc |= {("owner",): ("team", "members"), ("team",): ("team", "name")}
+    fields: dict[str, Any] = {"name": document.name, "semver": document.version}
+    fields |= {"owner": owner, "team": team}
+    fields |= _table(table, ("schema", 0), loc)
+    fields["freshness"] = _freshness(document, loc)
+    fields |= _servers(document, str(document.name), loc)
+    return fields, loc
+
+
+def _where(loc: Mapping[_Loc, _Loc], typed: tuple[Any, ...]) -> str:
+    """The document's field path for the typed view's ``typed`` location (longest prefix)."""
+    for end in range(len(typed), 0, -1):
+        if typed[:end] in loc:
+            return field_path((*loc[typed[:end]], *typed[end:]))
+    return field_path(())
+
+
+def contract_from_document(document: OpenDataContractStandard, path: Path) -> Contract:
+    """The typed view of an ODCS source contract; errors name ``path`` and the ODCS field.
+
+    ODCS → typed view: ``name`` → name; ``version`` → semver (``version`` = its major);
+    ``team`` (its member with role owner) → owner; the one ``schema`` object: description,
+    ``properties`` → columns (physicalType → type, logicalType checked against it, required,
+    unique, enum, logicalTypeOptions minimum/maximum/maxLength → min/max/max_length,
+    ``quality`` invalidValues pattern → regex, customProperties enumSubsets/jsonPath),
+    primaryKey(+Position) → primary_key, partitioned → partition_by (customProperty
+    partitionGranularity), customProperties rejectRate/updateTime, ``quality`` rowCount
+    (scope batch) → expected_volume; ``slaProperties`` freshness → freshness; ``servers`` →
+    channels (local: files; postgres; kafka; local with format delta: the lake), format and
+    the postgres/kafka sections.
+    """
+    try:
+        fields, loc = _typed_fields(document)
+    except _Problem as exc:
+        raise ContractError(f"contract {path}: {exc}") from exc
+    try:
+        return Contract.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_where(loc, err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ContractError(f"contract {path}: {problems}") from exc
+
+
+def contract_path(name: str, directory: Path = CONTRACTS_DIR) -> Path:
+    """The file of ``name``'s contract."""
+    return directory / f"{name}{CONTRACT_SUFFIX}"
+
+
 @cache
 def load_contract(name: str, directory: Path = CONTRACTS_DIR) -> Contract:
-    """Load and validate ``<directory>/<name>.yml``; errors name the file and the field."""
-    path = directory / f"{name}.yml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(f"contract {path}: cannot be read: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ContractError(f"contract {path}: top level must be a mapping")
-    try:
-        contract = Contract.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ContractError(f"contract {path}: {problems}") from exc
-    if contract.name != path.stem:
+    """Load and validate ``<directory>/<name>.odcs.yaml``; errors name the file and the field."""
+    path = contract_path(name, directory)
+    contract = contract_from_document(load_document(path), path)
+    if contract.name != name:
         raise ContractError(f"contract {path}: name {contract.name!r} differs from the file name")
     return contract
 
 
 def source_names(directory: Path = CONTRACTS_DIR) -> tuple[str, ...]:
     """Names of all sources that have a contract, sorted."""
-    return tuple(sorted(p.stem for p in directory.glob("*.yml")))
+    return tuple(
+        sorted(p.name.removesuffix(CONTRACT_SUFFIX) for p in directory.glob(f"*{CONTRACT_SUFFIX}"))
+    )

@@ -1,24 +1,23 @@
-"""The dbt files that repeat contract facts, generated from the contracts (one command).
+"""The dbt files that repeat source contract facts, generated from the contracts.
 
-Two files of ``dbt_project/`` are written from ``assets_project/contracts/*.yml`` and never by
-hand:
+Two files of ``dbt_project/`` are written from ``assets_project/contracts/raw/*.odcs.yaml``
+and never by hand:
 
 - ``models/staging/_raw__sources.yml``: the ``raw`` source, one table per contract with its
-  description, Delta path and columns (contract columns, then the lake's metadata columns);
+  description, Delta path, freshness SLA (``loaded_at_field`` is the lake's load time
+  ``_extracted_at``) and columns (contract columns, then the lake's metadata columns);
 - ``macros/contract_values.sql``: every contract enum (and named enum subset) as data, behind
   ``contract_values(source, column, subset=none)`` (a list, e.g. for ``accepted_values``:
   ``values: "{{ contract_values('orders', 'status') }}"``) and ``contract_values_sql(...)``
   (quoted SQL literals for ``in (...)``).
 
-Run ``python -m assets_project.lib.dbt_yaml`` (``make dbt-yaml``) after changing a contract;
-``--check`` only reports files that differ (exit status 1), and a test does the same.
+Run ``python -m assets_project contracts generate`` (``make dbt-yaml``) after changing a
+contract; ``--check`` only reports files that differ (exit status 1), and a test does the same.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,15 +27,19 @@ import yaml
 from assets_project.lib.contracts import CONTRACTS_DIR, Contract, load_contract, source_names
 from assets_project.lib.lake import METADATA_DESCRIPTIONS, REPO_ROOT
 
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DBT_PROJECT = Path("dbt_project")
+"""The dbt project, relative to the repository."""
+DBT_PROJECT_DIR = REPO_ROOT / DBT_PROJECT
 SOURCES_PATH = Path("models/staging/_raw__sources.yml")
 MACRO_PATH = Path("macros/contract_values.sql")
 RAW_DESCRIPTION = (
     "Append-only raw layer in Delta Lake (one table per source contract); contains exact "
     "duplicates, several versions per key and late-arriving events."
 )
+LOADED_AT_FIELD = "_extracted_at"
+"""The raw tables' load time: dbt's source freshness reads it (the lake writes it per batch)."""
 _WIDTH = 100
-_COMMAND = "python -m assets_project.lib.dbt_yaml (make dbt-yaml)"
+_COMMAND = "python -m assets_project contracts generate (make dbt-yaml)"
 
 
 def _reads_back(lines: list[str], key: str, text: str) -> bool:
@@ -65,7 +68,7 @@ def _scalar(key: str, text: str, indent: int) -> list[str]:
 def render_sources(contracts: Sequence[Contract]) -> str:
     """The text of ``_raw__sources.yml`` for ``contracts`` (in the order given)."""
     lines = [
-        "# Generated from assets_project/contracts/*.yml by",
+        "# Generated from assets_project/contracts/raw/*.odcs.yaml by",
         f"# {_COMMAND}: do not edit by hand.",
         "# Raw Delta Lake tables written by the Python ingestion assets (assets_project/); lake",
         "# metadata column descriptions from METADATA_DESCRIPTIONS in assets_project/lib/lake.py.",
@@ -86,6 +89,13 @@ def render_sources(contracts: Sequence[Contract]) -> str:
             "        meta:",
             "          plugin: delta",
             f'          delta_table_path: "{path}"',
+            "        config:",
+            f"          loaded_at_field: {LOADED_AT_FIELD}",
+            "          freshness:",
+            f"            warn_after: {{count: {contract.freshness.warn_after_minutes}, "
+            "period: minute}",
+            f"            error_after: {{count: {contract.freshness.fail_after_minutes}, "
+            "period: minute}",
             "        columns:",
         ]
         described = [(c.name, c.description) for c in contract.columns]
@@ -128,7 +138,7 @@ def render_macro(contracts: Sequence[Contract]) -> str:
         entries.append("    },")
     body = "\n".join(entries)
     return f"""\
-{{#- Generated from assets_project/contracts/*.yml by
+{{#- Generated from assets_project/contracts/raw/*.odcs.yaml by
     {_COMMAND}: do not edit by hand.
     The enums of the contracts (and their named enum_subsets), the one place dbt reads them. -#}}
 
@@ -172,49 +182,6 @@ def generated_files(contracts_dir: Path = CONTRACTS_DIR) -> dict[Path, str]:
     return {SOURCES_PATH: render_sources(contracts), MACRO_PATH: render_macro(contracts)}
 
 
-def stale_files(
-    project_dir: Path = DBT_PROJECT_DIR, contracts_dir: Path = CONTRACTS_DIR
-) -> list[Path]:
-    """Generated files under ``project_dir`` whose text differs from what the contracts give."""
-    return [
-        relative
-        for relative, text in generated_files(contracts_dir).items()
-        if not (project_dir / relative).is_file()
-        or (project_dir / relative).read_text(encoding="utf-8") != text
-    ]
-
-
-def write_files(
-    project_dir: Path = DBT_PROJECT_DIR, contracts_dir: Path = CONTRACTS_DIR
-) -> list[Path]:
-    """Write the generated files that differ; returns them (relative to ``project_dir``)."""
-    files = generated_files(contracts_dir)
-    stale = stale_files(project_dir, contracts_dir)
-    for relative in stale:
-        (project_dir / relative).write_text(files[relative], encoding="utf-8")
-    return stale
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: write the generated dbt files, or with ``--check`` only report the stale ones."""
-    parser = argparse.ArgumentParser(
-        prog="python -m assets_project.lib.dbt_yaml", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 if a file is stale"
-    )
-    parser.add_argument("--project-dir", type=Path, default=DBT_PROJECT_DIR)
-    parser.add_argument("--contracts-dir", type=Path, default=CONTRACTS_DIR)
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = stale_files(args.project_dir, args.contracts_dir)
-        for relative in stale:
-            sys.stderr.write(f"stale: {args.project_dir / relative} (run {_COMMAND})\n")
-        return 1 if stale else 0
-    for relative in write_files(args.project_dir, args.contracts_dir):
-        sys.stdout.write(f"wrote {args.project_dir / relative}\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def repo_files() -> dict[Path, str]:
+    """The generated dbt files, relative to the repository (a ``contracts generate`` step)."""
+    return {DBT_PROJECT / relative: text for relative, text in generated_files().items()}

@@ -1,5 +1,5 @@
-{#- Generated from assets_project/contracts/*.yml by
-    python -m assets_project.lib.dbt_yaml (make dbt-yaml): do not edit by hand.
+{#- Generated from assets_project/contracts/raw/*.odcs.yaml by
+    python -m assets_project contracts generate (make dbt-yaml): do not edit by hand.
     The enums of the contracts (and their named enum_subsets), the one place dbt reads them. -#}
 
 {% macro contract_values(source, column, subset=none) %}

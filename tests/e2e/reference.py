@@ -23,7 +23,26 @@ INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
 
 def _contract(name: str) -> dict[str, Any]:
-    return yaml.safe_load((CONTRACTS / f"{name}.yml").read_text())
+    """The ODCS contract's columns read here (not through the pipeline's typed view), each as
+    {name, type, required, enum, enum_subsets, min, max, regex, max_length} when given."""
+    (table,) = yaml.safe_load((CONTRACTS / "raw" / f"{name}.odcs.yaml").read_text())["schema"]
+    columns = []
+    for prop in table["properties"]:
+        custom = {c["property"]: c["value"] for c in prop.get("customProperties", [])}
+        options = prop.get("logicalTypeOptions", {})
+        column = {"name": prop["name"], "type": prop["physicalType"]}
+        column["required"] = prop.get("required", False)
+        if "enum" in prop:
+            column["enum"] = [entry["value"] for entry in prop["enum"]]
+        if "enumSubsets" in custom:
+            column["enum_subsets"] = custom["enumSubsets"]
+        for option, key in (("minimum", "min"), ("maximum", "max"), ("maxLength", "max_length")):
+            if option in options:
+                column[key] = options[option]
+        for rule in prop.get("quality", []):
+            column["regex"] = rule["arguments"]["pattern"]
+        columns.append(column)
+    return {"columns": columns}
 
 
 def _revenue_statuses() -> list[str]:

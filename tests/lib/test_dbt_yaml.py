@@ -1,4 +1,4 @@
-"""The dbt files generated from the contracts: faithful YAML, and ``--check`` catches drift."""
+"""The dbt files generated from the contracts: faithful YAML, and drift is seen."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import yaml
 from assets_project.lib.contracts import CONTRACTS_DIR, load_contract
 from assets_project.lib.dbt_yaml import (
     DBT_PROJECT_DIR,
+    LOADED_AT_FIELD,
     MACRO_PATH,
     SOURCES_PATH,
     generated_files,
-    main,
     render_sources,
 )
 from assets_project.lib.lake import METADATA_DESCRIPTIONS
+from tests.contract_documents import document, prop, set_custom, table, write
 
 AWKWARD = (
     "Short.",
@@ -34,60 +35,52 @@ AWKWARD = (
 def test_sources_yaml_reads_back_every_description_exactly(
     tmp_path: Path, description: str
 ) -> None:
-    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
-    data["description"] = description
-    data["columns"][1]["description"] = description
-    (tmp_path / "users.yml").write_text(yaml.safe_dump(data))
-    text = render_sources([load_contract("users", tmp_path)])
+    doc = document("users")
+    table(doc)["description"] = description
+    prop(doc, "email")["description"] = description
+    text = render_sources([load_contract("users", write(tmp_path, "users", doc))])
     assert all(len(line) <= 100 or '"' in line for line in text.splitlines())
     (raw,) = yaml.safe_load(text)["sources"]
-    (table,) = raw["tables"]
-    assert table["description"] == description
-    columns = {c["name"]: c["description"] for c in table["columns"]}
-    assert columns[data["columns"][1]["name"]] == description
-    assert list(columns) == [c["name"] for c in data["columns"]] + list(METADATA_DESCRIPTIONS)
+    (entry,) = raw["tables"]
+    assert entry["description"] == description
+    columns = {c["name"]: c["description"] for c in entry["columns"]}
+    assert columns["email"] == description
+    assert list(columns) == [p["name"] for p in table(doc)["properties"]] + list(
+        METADATA_DESCRIPTIONS
+    )
 
 
-def _project_copy(tmp_path: Path) -> tuple[Path, Path]:
+def test_sources_yaml_carries_the_freshness_sla(tmp_path: Path) -> None:
+    """``slaProperties`` freshness (here in hours) becomes dbt's source freshness in minutes."""
+    doc = document("users")
+    (sla,) = doc["slaProperties"]
+    sla.update(value=2, valueExt=5, unit="h")
+    text = render_sources([load_contract("users", write(tmp_path, "users", doc))])
+    (entry,) = yaml.safe_load(text)["sources"][0]["tables"]
+    assert entry["config"] == {
+        "loaded_at_field": LOADED_AT_FIELD,
+        "freshness": {
+            "warn_after": {"count": 120, "period": "minute"},
+            "error_after": {"count": 300, "period": "minute"},
+        },
+    }
+    assert LOADED_AT_FIELD in METADATA_DESCRIPTIONS
+
+
+def test_a_changed_enum_changes_the_macro_only(tmp_path: Path) -> None:
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)
-    project = tmp_path / "dbt_project"
-    for relative in (SOURCES_PATH, MACRO_PATH):
-        (project / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(DBT_PROJECT_DIR / relative, project / relative)
-    return contracts, project
+    committed = {
+        relative: (DBT_PROJECT_DIR / relative).read_text()
+        for relative in (SOURCES_PATH, MACRO_PATH)
+    }
+    assert generated_files(contracts) == committed
 
-
-def test_check_fails_on_a_changed_enum_until_regenerated(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    contracts, project = _project_copy(tmp_path)
-    dirs = ["--project-dir", str(project), "--contracts-dir", str(contracts)]
-    assert main(["--check", *dirs]) == 0
-
-    orders = yaml.safe_load((contracts / "orders.yml").read_text())
-    (status,) = [c for c in orders["columns"] if c["name"] == "status"]
-    status["enum"].append("on_hold")
-    status["enum_subsets"]["open"] = [status["enum"][0], "on_hold"]
-    (contracts / "orders.yml").write_text(yaml.safe_dump(orders, sort_keys=False))
-    capsys.readouterr()
-    assert main(["--check", *dirs]) == 1
-    assert capsys.readouterr().err.splitlines() == [
-        f"stale: {project / MACRO_PATH} (run python -m assets_project.lib.dbt_yaml (make dbt-yaml))"
-    ]
-
-    assert main(dirs) == 0
-    assert capsys.readouterr().out == f"wrote {project / MACRO_PATH}\n"
-    assert main(["--check", *dirs]) == 0
-    macro = (project / MACRO_PATH).read_text()
-    assert "'on_hold']," in macro and "'open': [" in macro
-
-
-def test_check_fails_on_a_hand_edited_generated_file(tmp_path: Path) -> None:
-    contracts, project = _project_copy(tmp_path)
-    dirs = ["--project-dir", str(project), "--contracts-dir", str(contracts)]
-    sources = project / SOURCES_PATH
-    sources.write_text(sources.read_text().replace("description:", "description: edited", 1))
-    assert main(["--check", *dirs]) == 1
-    assert main(dirs) == 0
-    assert sources.read_text() == generated_files(contracts)[SOURCES_PATH]
+    orders = document("orders")
+    status = prop(orders, "status")
+    status["enum"].append({"value": "on_hold"})
+    set_custom(status, "enumSubsets", {"open": [status["enum"][0]["value"], "on_hold"]})
+    write(contracts, "orders", orders)
+    files = generated_files(contracts)
+    assert files[SOURCES_PATH] == committed[SOURCES_PATH]
+    assert "'on_hold']," in files[MACRO_PATH] and "'open': [" in files[MACRO_PATH]

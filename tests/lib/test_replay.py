@@ -12,15 +12,15 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import yaml
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from assets_project.lib.contracts import CONTRACTS_DIR, load_contract
+from assets_project.lib.contracts import load_contract
 from assets_project.lib.failpoints import FAILPOINT_ENV, failpoint_hook
 from assets_project.lib.ingest import ingest_file
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.replay import ReplayResult, replay_dead_letters
+from tests.contract_documents import changed, document, prop
 
 HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at\n"
 ROWS = (
@@ -32,12 +32,9 @@ ROWS = (
 
 
 def _fixed_contract(tmp_path: Path):
-    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
-    for column in data["columns"]:
-        if column["name"] == "user_tier":
-            column["enum"].append("platinum")
-    (tmp_path / "users.yml").write_text(yaml.safe_dump(data))
-    return load_contract("users", tmp_path)
+    doc = document("users")
+    prop(doc, "user_tier")["enum"].append({"value": "platinum"})
+    return changed("users", tmp_path, doc)
 
 
 def _ingested(layout: LakeLayout) -> None:

@@ -14,7 +14,7 @@ from assets_project.defs.ingestion.replay import replay_metadata
 from assets_project.defs.metadata import Metadata, table_metadata
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import raw_asset_key
-from assets_project.lib.contracts import Contract
+from assets_project.lib.contracts import CONTRACTS_ROOT, Column, Contract, contract_path
 from assets_project.lib.ingest import FileChangedError, IngestResult, ingest_file
 from assets_project.lib.lake import METADATA_DESCRIPTIONS, ensure_source_tables, raw_schema
 from assets_project.lib.landing import (
@@ -64,12 +64,34 @@ def choose_channel(
     return requested
 
 
+def column_rules(contract: Contract, column: Column) -> list[str]:
+    """The contract's rules of ``column`` beyond type and nullability, as short phrases."""
+    rules = ["primary key"] if column.name in contract.primary_key else []
+    if column.unique:
+        rules.append("unique per key (no value belongs to two keys)")
+    if column.enum is not None:
+        rules.append("one of " + ", ".join(column.enum))
+    rules += [f"subset {name}: {', '.join(members)}" for name, members in column.enum_subsets]
+    for label, value in (
+        ("min", column.min),
+        ("max", column.max),
+        ("max length", column.max_length),
+        ("matches", column.regex),
+        ("from JSON path", column.path),
+    ):
+        if value is not None:
+            rules.append(f"{label} {value:g}" if isinstance(value, float) else f"{label} {value}")
+    return rules
+
+
 def column_schema(contract: Contract, schema: pa.Schema | None = None) -> dg.TableSchema:
-    """The raw table's schema (the contract's, or ``schema`` as found in the lake) described.
+    """The raw table's schema (the contract's, or ``schema`` as found in the lake) described,
+    with the contract's rules of each column as its constraints.
 
     Columns a drop added beyond the contract (schema evolution) are described as such.
     """
     descriptions = {c.name: c.description for c in contract.columns} | METADATA_DESCRIPTIONS
+    columns = {c.name: c for c in contract.columns}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
@@ -78,7 +100,12 @@ def column_schema(contract: Contract, schema: pa.Schema | None = None) -> dg.Tab
                 description=descriptions.get(
                     field.name, "Added by a drop; not in the contract yet (text)."
                 ),
-                constraints=dg.TableColumnConstraints(nullable=field.nullable),
+                constraints=dg.TableColumnConstraints(
+                    nullable=field.nullable,
+                    other=column_rules(contract, columns[field.name])
+                    if field.name in columns
+                    else None,
+                ),
             )
             for field in (schema or raw_schema(contract))
         ]
@@ -171,18 +198,20 @@ def raw_asset(
     pool: str | None = None,
     **metadata: Any,
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
-    """``@dg.asset`` with what every raw asset shares: key, group, owner, contract metadata,
-    retry policy (in-run step retries) and the contract's freshness policy."""
+    """``@dg.asset`` with what every raw asset shares: key, group, owners (the contract's
+    owner and team), contract metadata and tags, retry policy (in-run step retries) and the
+    contract's freshness policy."""
     return dg.asset(
         pool=pool,
         key=raw_asset_key(contract.name),
         group_name="raw",
         description=f"{contract.description}\n\n{description}",
         kinds=kinds,
-        owners=[contract.owner],
-        tags={"source": contract.name, "channel": channel},
+        owners=[contract.owner, f"team:{contract.team}"],
+        tags={"source": contract.name, "channel": channel, "contract_version": contract.semver},
         metadata={
-            "contract_version": contract.version,
+            "contract": str(contract_path(contract.name).relative_to(CONTRACTS_ROOT.parents[1])),
+            "contract_version": contract.semver,
             "primary_key": ", ".join(contract.primary_key),
             **metadata,
             **table_metadata(column_schema=column_schema(contract)),

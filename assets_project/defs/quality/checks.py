@@ -344,7 +344,7 @@ def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(
         specs=_specs(contract),
         name=f"{contract.name}_contract_checks",
-        description=f"Checks derived from contracts/{contract.name}.yml",
+        description=f"Checks derived from contracts/raw/{contract.name}.odcs.yaml",
     )
     def _checks(
         context: dg.AssetCheckExecutionContext, lake: LakeResource

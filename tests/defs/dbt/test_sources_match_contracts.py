@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from assets_project.cli.contracts import stale
 from assets_project.lib.contracts import load_contract, source_names
-from assets_project.lib.dbt_yaml import MACRO_PATH, SOURCES_PATH, stale_files
+from assets_project.lib.dbt_yaml import LOADED_AT_FIELD, MACRO_PATH, SOURCES_PATH
 from assets_project.lib.lake import METADATA_DESCRIPTIONS
 
 SOURCES_YML = Path(__file__).resolve().parents[3] / "dbt_project/models/staging/_raw__sources.yml"
@@ -42,6 +43,17 @@ def test_columns_and_descriptions_match(source: str) -> None:
         assert declared[name] == description, f"{source}.{name}: description differs"
 
 
+@pytest.mark.parametrize("source", source_names())
+def test_freshness_is_the_contract_sla(source: str) -> None:
+    freshness = load_contract(source).freshness
+    config = _tables()[source]["config"]
+    assert config["loaded_at_field"] == LOADED_AT_FIELD
+    assert config["freshness"] == {
+        "warn_after": {"count": freshness.warn_after_minutes, "period": "minute"},
+        "error_after": {"count": freshness.fail_after_minutes, "period": "minute"},
+    }
+
+
 # --------------------------------------------------------------------- generated files and enums
 
 REPO = Path(__file__).resolve().parents[3]
@@ -63,7 +75,7 @@ def _enums() -> dict[tuple[str, str], tuple[str, ...]]:
 
 def test_generated_dbt_files_match_the_contracts() -> None:
     """_raw__sources.yml and macros/contract_values.sql are what the contracts give today."""
-    assert stale_files() == [], "run `python -m assets_project.lib.dbt_yaml` (make dbt-yaml)"
+    assert stale() == [], "run `python -m assets_project contracts generate` (make dbt-yaml)"
 
 
 def test_contract_values_macro_holds_every_enum_and_subset() -> None:

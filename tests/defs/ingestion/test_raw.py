@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from assets_project.defs.ingestion.raw import choose_channel
-from assets_project.lib.contracts import load_contract
+from assets_project.lib.contracts import load_contract, source_names
 
 ORDERS = load_contract("orders")  # files + postgres
 EVENTS = load_contract("user_events")  # files + kafka
@@ -56,3 +56,32 @@ def test_a_source_without_a_file_channel_never_reads_files() -> None:
         choose_channel(
             streamed_only, requested="auto", path="x.jsonl", service="kafka", configured=True
         )
+
+
+def test_raw_assets_carry_the_contract_as_metadata() -> None:
+    """Owners, tags, column descriptions and rules of every raw asset come from its contract."""
+    from assets_project.definitions import defs
+
+    for name in source_names():
+        contract = load_contract(name)
+        spec = defs.resolve_assets_def(dg.AssetKey(["raw", name])).specs_by_key[
+            dg.AssetKey(["raw", name])
+        ]
+        assert spec.owners == [contract.owner, f"team:{contract.team}"]
+        assert spec.tags["contract_version"] == contract.semver
+        assert spec.metadata["contract"] == f"assets_project/contracts/raw/{name}.odcs.yaml"
+        schema = spec.metadata["dagster/column_schema"].schema
+        by_name = {c.name: c for c in schema.columns}
+        for column in contract.columns:
+            assert by_name[column.name].description == column.description
+            assert by_name[column.name].constraints.nullable is not column.required
+    orders = load_contract("orders")
+    spec = defs.resolve_assets_def(dg.AssetKey(["raw", "orders"])).specs_by_key[
+        dg.AssetKey(["raw", "orders"])
+    ]
+    columns = {c.name: c for c in spec.metadata["dagster/column_schema"].schema.columns}
+    assert columns["order_id"].constraints.other == ["primary key"]
+    assert columns["quantity"].constraints.other == ["min 1", "max 1000"]
+    status = columns["status"].constraints.other
+    assert status[0] == "one of " + ", ".join(orders.enum("status"))
+    assert status[1] == "subset revenue: " + ", ".join(orders.enum("status", "revenue"))

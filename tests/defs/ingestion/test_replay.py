@@ -14,7 +14,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 from deltalake import DeltaTable
 
 from assets_project.definitions import defs
@@ -25,9 +24,10 @@ from assets_project.defs.ingestion.replay import REPLAY_JOB_NAME, dead_letter_re
 from assets_project.defs.quality.checks import contract_checks
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 from assets_project.demo.generate import generate
-from assets_project.lib.contracts import CONTRACTS_DIR, Contract, load_contract, source_names
+from assets_project.lib.contracts import Contract, load_contract, source_names
 from assets_project.lib.ingest import ingest_file
 from assets_project.lib.lake import LakeLayout
+from tests.contract_documents import changed, document, table
 
 SOURCES = source_names()
 STRICT_MAX = 10  # the stricter contracts reject ids above this; the real ones accept them
@@ -35,11 +35,10 @@ STRICT_MAX = 10  # the stricter contracts reject ids above this; the real ones a
 
 def _strict(name: str, directory: Path) -> Contract:
     """``name``'s contract with ``max: STRICT_MAX`` on its first bigint column."""
-    data = yaml.safe_load((CONTRACTS_DIR / f"{name}.yml").read_text())
-    column = next(c for c in data["columns"] if c["type"] == "bigint" and "path" not in c)
-    column["max"] = STRICT_MAX
-    (directory / f"{name}.yml").write_text(yaml.safe_dump(data))
-    return load_contract(name, directory)
+    doc = document(name)
+    column = next(p for p in table(doc)["properties"] if p["physicalType"] == "bigint")
+    column["logicalTypeOptions"] = {"maximum": STRICT_MAX}
+    return changed(name, directory, doc)
 
 
 def _layout(data: Path) -> LakeLayout:

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
 from assets_project.defs.ingestion.files import FileDropConfig, build_file_drop_asset
 from assets_project.defs.quality.checks import build_contract_checks
 from assets_project.defs.resources import LakeResource
-from assets_project.lib.contracts import CONTRACTS_DIR, Contract, load_contract
+from assets_project.lib.contracts import Contract, load_contract
+from tests.contract_documents import changed, document, prop
 
 USERS = load_contract("users")
 USERS_KEY = dg.AssetKey(["raw", "users"])
@@ -200,10 +200,9 @@ def test_replay_checks_judge_the_batches_it_replayed(lake: LakeResource, tmp_pat
     """Ingested under a stricter contract, 30 of 40 records are rejected; a replay under the
     same contract moves nothing (the batch's reject rate stays red), one under the real
     contract moves them all (green), and each replay conserves the batch's records."""
-    data = yaml.safe_load((CONTRACTS_DIR / "users.yml").read_text())
-    data["columns"][0]["max"] = 10  # user_id
-    (tmp_path / "users.yml").write_text(yaml.safe_dump(data))
-    strict = load_contract("users", tmp_path)
+    doc = document("users")
+    prop(doc, "user_id")["logicalTypeOptions"] = {"maximum": 10}
+    strict = changed("users", tmp_path, doc)
     _drop(lake, "a.csv", HEADER + CLEAN)
     with dg.instance_for_test() as instance:
         ingestion = _users_job(lake, contract=strict).execute_in_process(

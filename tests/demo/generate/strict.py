@@ -1,8 +1,8 @@
 """The generator tests' own small, strict validator of the demo files.
 
 It reads the written files back and validates every row against the source contracts
-(``assets_project/contracts/*.yml``), so the counts in ``_manifest.json`` are checked against
-what really is in the files.
+(``assets_project/contracts/raw/*.odcs.yaml``), so the counts in ``_manifest.json`` are
+checked against what really is in the files.
 """
 
 from __future__ import annotations
