@@ -174,7 +174,7 @@ def _enum_ref(reference: object, where: str) -> EnumRef:
     try:
         values = load_contract(source).enum(column, subset)
     except KeyError as exc:
-        raise _Problem(where, f"{reference!r}: {exc.args[0]}") from exc
+        raise _Problem(where, f"{reference!r} names no source contract enum ({exc.args[0]})") from exc
     except ContractError as exc:
         raise _Problem(where, f"{reference!r}: no such source contract ({exc})") from exc
     return EnumRef(source=source, column=column, subset=subset, values=values)
