@@ -57,7 +57,6 @@ MART_CUSTOM_PROPERTIES: dict[str, str] = {
 }
 
 Severity = Literal["error", "warning"]
-_SEVERITIES: tuple[Severity, ...] = ("error", "warning")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
 #: The logical (ODCS) type of each DuckDB type a mart column may have.
@@ -166,6 +165,15 @@ def _custom(entries: Sequence[CustomProperty] | None, where: str, allowed: str) 
     return found
 
 
+def _severity(value: object, where: str) -> Severity:
+    """A rule's severity: ``error`` (the default) or ``warning``."""
+    if value is None or value == "error":
+        return "error"
+    if value == "warning":
+        return "warning"
+    raise _Problem(where, f"severity {value!r} is not error or warning")
+
+
 def _enum_ref(reference: object, where: str) -> EnumRef:
     parts = reference.split(".") if isinstance(reference, str) else []
     if len(parts) not in (2, 3):
@@ -174,7 +182,9 @@ def _enum_ref(reference: object, where: str) -> EnumRef:
     try:
         values = load_contract(source).enum(column, subset)
     except KeyError as exc:
-        raise _Problem(where, f"{reference!r} names no source contract enum ({exc.args[0]})") from exc
+        raise _Problem(
+            where, f"{reference!r} names no source contract enum ({exc.args[0]})"
+        ) from exc
     except ContractError as exc:
         raise _Problem(where, f"{reference!r}: no such source contract ({exc})") from exc
     return EnumRef(source=source, column=column, subset=subset, values=values)
@@ -213,14 +223,12 @@ def _relationship(raw: OdcsRelationship, where: str, directory: Path) -> Relatio
     target = raw.to if isinstance(raw.to, str) else ""
     table, _, column = target.partition(".")
     custom = _custom(raw.customProperties, f"{where}.customProperties", "severity")
-    severity = custom.get("severity", "error")
-    if severity not in _SEVERITIES:
-        raise _Problem(f"{where}.customProperties", f"severity must be one of {_SEVERITIES}")
+    severity = _severity(custom.get("severity"), f"{where}.customProperties")
     path = directory / f"{table}{MART_SUFFIX}"
     if not path.is_file():
         raise _Problem(f"{where}.to", f"{target!r} names no mart contract ({path.name})")
-    (schema,) = load_document(path).schema_ or [None]
-    if schema is None or column not in {p.name for p in schema.properties or ()}:
+    schemas = load_document(path).schema_ or []
+    if column not in {p.name for schema in schemas for p in schema.properties or ()}:
         raise _Problem(f"{where}.to", f"{target!r}: {table} has no column {column!r}")
     return Relationship(to_table=table, to_column=column, severity=severity)
 
@@ -270,15 +278,16 @@ def _table_quality(
     row_count = None
     for index, rule in enumerate(rules or ()):
         at = f"{where}[{index}]"
-        severity = rule.severity or "error"
-        if severity not in _SEVERITIES:
-            raise _Problem(f"{at}.severity", f"must be one of {_SEVERITIES}")
+        severity = _severity(rule.severity, f"{at}.severity")
         if rule.metric == "duplicateValues" and rule.mustBe == 0 and not grain:
             grain = tuple((rule.arguments or {}).get("properties") or ())
             if not grain:
                 raise _Problem(f"{at}.arguments.properties", "name the grain's columns")
         elif rule.metric == "rowCount" and row_count is None:
-            low, high = rule.mustBeBetween or (rule.mustBeGreaterOrEqualTo, rule.mustBeLessOrEqualTo)
+            low, high = rule.mustBeBetween or (
+                rule.mustBeGreaterOrEqualTo,
+                rule.mustBeLessOrEqualTo,
+            )
             if low is None and high is None:
                 raise _Problem(at, "rowCount needs mustBeGreaterOrEqualTo/LessOrEqualTo/Between")
             row_count = RowCount(
@@ -296,7 +305,11 @@ def _table_quality(
 def _freshness(document: OpenDataContractStandard) -> Freshness:
     for index, sla in enumerate(document.slaProperties or ()):
         if sla.property == "freshness":
-            if sla.unit != "min" or not isinstance(sla.valueExt, int):
+            if (
+                sla.unit != "min"
+                or not isinstance(sla.value, int)
+                or not isinstance(sla.valueExt, int)
+            ):
                 raise _Problem(f"slaProperties[{index}]", "freshness: value, valueExt in min")
             return Freshness(warn_after_minutes=sla.value, fail_after_minutes=sla.valueExt)
     raise _Problem("slaProperties", "no freshness SLA")

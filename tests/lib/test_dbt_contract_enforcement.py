@@ -23,8 +23,10 @@ pytestmark = pytest.mark.slow
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "dbt_contract"
 KEPT = "select 1::bigint as order_id, 2.50::decimal(12, 2) as amount, 'a' as note"
-INCREMENTAL = "{{ config(materialized='incremental', unique_key='order_id', " \
+INCREMENTAL = (
+    "{{ config(materialized='incremental', unique_key='order_id', "
     "incremental_strategy='delete+insert', on_schema_change='fail') }}\n"
+)
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_a_model_that_keeps_its_contract_builds_with_its_constraints(project: Pa
         ),
         pytest.param(
             f"{KEPT}\nunion all\n{KEPT}",
-            "PRIMARY KEY or UNIQUE constraint violation: duplicate key \"1\"",
+            'PRIMARY KEY or UNIQUE constraint violation: duplicate key "1"',
             id="primary-key",
         ),
     ],

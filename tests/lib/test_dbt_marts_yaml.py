@@ -83,7 +83,7 @@ def test_a_changed_contract_changes_the_generated_yaml(tmp_path: Path) -> None:
     document = yaml.safe_load(path.read_text())
     (price,) = [p for p in document["schema"][0]["properties"] if p["name"] == "unit_price"]
     price["logicalTypeOptions"]["maximum"] = 100000
-    price["description"] = "List price: EUR, \"quoted\" # not a comment"
+    price["description"] = 'List price: EUR, "quoted" # not a comment'
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     text = generated_files(directory)[MARTS_YAML_PATH]
     assert text != generated_files()[MARTS_YAML_PATH]

@@ -105,6 +105,13 @@ def _prop(document: dict[str, Any], name: str) -> dict[str, Any]:
             id="relationship-to-unknown-column",
         ),
         pytest.param(
+            lambda d: _prop(d, "user_id")["relationships"][0]["customProperties"][0].update(
+                value="fatal"
+            ),
+            "schema[0].properties[1].relationships[0].customProperties: severity 'fatal'",
+            id="unknown-severity",
+        ),
+        pytest.param(
             lambda d: _prop(d, "order_id").update(required=False),
             "schema[0].properties[0].required",
             id="nullable-primary-key",

@@ -35,7 +35,9 @@ def test_a_mart_asset_carries_its_contract(contract: MartContract) -> None:
 
 
 def test_column_rules_reach_the_schema() -> None:
-    columns = {c.name: c for c in _spec("fct_orders").metadata["dagster/column_schema"].value.columns}
+    columns = {
+        c.name: c for c in _spec("fct_orders").metadata["dagster/column_schema"].value.columns
+    }
     assert columns["order_id"].constraints.unique
     assert "primary key" in columns["order_id"].constraints.other
     assert "references dim_users.user_id" in columns["user_id"].constraints.other
