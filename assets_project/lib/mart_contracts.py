@@ -26,7 +26,6 @@ What ODCS has no field for is in :data:`MART_CUSTOM_PROPERTIES`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -41,7 +40,13 @@ from open_data_contract_standard.model import (
 from open_data_contract_standard.model import Relationship as OdcsRelationship
 from pydantic import BaseModel, ConfigDict
 
-from assets_project.lib.contracts import ContractError, Freshness, load_contract
+from assets_project.lib.contracts import (
+    _DECIMAL,
+    IDENTIFIER,
+    ContractError,
+    Freshness,
+    load_contract,
+)
 from assets_project.lib.odcs import load_document
 
 MART_CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts" / "marts"
@@ -57,8 +62,6 @@ MART_CUSTOM_PROPERTIES: dict[str, str] = {
 }
 
 Severity = Literal["error", "warning"]
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-_DECIMAL = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
 #: The logical (ODCS) type of each DuckDB type a mart column may have.
 LOGICAL_TYPES: dict[str, str] = {
     "bigint": "integer",
@@ -234,7 +237,7 @@ def _relationship(raw: OdcsRelationship, where: str, directory: Path) -> Relatio
 
 
 def _column(prop: SchemaProperty, where: str, directory: Path) -> MartColumn:
-    if not prop.name or not _IDENTIFIER.match(prop.name):
+    if not prop.name or not IDENTIFIER.match(prop.name):
         raise _Problem(f"{where}.name", f"{prop.name!r} is not a lower-case SQL identifier")
     if not prop.description:
         raise _Problem(f"{where}.description", "every column needs a business description")
