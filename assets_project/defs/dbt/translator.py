@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from assets_project.defs.metadata import table_metadata
 from assets_project.defs.sources import raw_asset_key
 from assets_project.lib.mart_contracts import MartColumn, MartContract, load_mart_contracts
 
@@ -45,7 +44,8 @@ class ShopDbtTranslator(DagsterDbtTranslator):
         contract = _mart_contract(dbt_resource_props)
         if contract is None:
             return metadata
-        return {**metadata, **table_metadata(column_schema=mart_column_schema(contract))}
+        # A plain TableSchema under the standard key, as dagster-dbt writes it (assets.py reads it).
+        return {**metadata, "dagster/column_schema": mart_column_schema(contract)}
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
         """A mart is owned by its contract's owner."""

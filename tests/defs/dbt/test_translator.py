@@ -17,6 +17,12 @@ def _spec(name: str) -> dg.AssetSpec:
     return shop_dbt_models.specs_by_key[dg.AssetKey(name)]
 
 
+def _columns(name: str) -> list[dg.TableColumn]:
+    schema = _spec(name).metadata["dagster/column_schema"]
+    assert isinstance(schema, dg.TableSchema)
+    return list(schema.columns)
+
+
 @pytest.mark.parametrize("contract", MARTS.values(), ids=list(MARTS))
 def test_a_mart_asset_carries_its_contract(contract: MartContract) -> None:
     spec = _spec(contract.name)
@@ -26,18 +32,16 @@ def test_a_mart_asset_carries_its_contract(contract: MartContract) -> None:
         fail_window=timedelta(minutes=contract.freshness.fail_after_minutes),
         warn_window=timedelta(minutes=contract.freshness.warn_after_minutes),
     )
-    schema = spec.metadata["dagster/column_schema"].value
-    assert [(c.name, c.type, c.description) for c in schema.columns] == [
+    columns = _columns(contract.name)
+    assert [(c.name, c.type, c.description) for c in columns] == [
         (c.name, c.data_type, c.description) for c in contract.columns
     ]
-    nullable = {c.name: c.constraints.nullable for c in schema.columns}
+    nullable = {c.name: c.constraints.nullable for c in columns}
     assert nullable == {c.name: not c.not_null for c in contract.columns}
 
 
 def test_column_rules_reach_the_schema() -> None:
-    columns = {
-        c.name: c for c in _spec("fct_orders").metadata["dagster/column_schema"].value.columns
-    }
+    columns = {c.name: c for c in _columns("fct_orders")}
     assert columns["order_id"].constraints.unique
     assert "primary key" in columns["order_id"].constraints.other
     assert "references dim_users.user_id" in columns["user_id"].constraints.other
