@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 class ShopDbtTranslator(DagsterDbtTranslator):
-    """Maps dbt sources onto the raw ingestion assets and models into layer groups."""
+    """Maps dbt sources onto the raw ingestion assets and models into layer groups; a mart
+    takes its column schema, owner, ``contract_version`` tag and freshness policy from its
+    contract (``contracts/marts/<mart>.odcs.yaml``)."""
 
     def __init__(self) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
