@@ -21,9 +21,10 @@ from typing import Any
 
 from open_data_contract_standard.model import DataQuality, OpenDataContractStandard, SchemaProperty
 
-from assets_project.lib import dbt_yaml
+from assets_project.lib import dbt_marts_yaml, dbt_yaml
 from assets_project.lib.contracts import CONTRACT_SUFFIX, CONTRACTS_ROOT, contract_from_document
 from assets_project.lib.lake import REPO_ROOT
+from assets_project.lib.mart_contracts import mart_contract_from_document
 from assets_project.lib.odcs import CUSTOM_PROPERTIES, ContractError, load_document
 
 README = Path("README.md")
@@ -50,11 +51,16 @@ def readme_files() -> dict[Path, str]:
     return {README: text[:start] + table + text[end:]}
 
 
-GENERATORS: list[Callable[[], dict[Path, str]]] = [dbt_yaml.repo_files, readme_files]
+GENERATORS: list[Callable[[], dict[Path, str]]] = [
+    dbt_yaml.repo_files,
+    dbt_marts_yaml.generated_files,
+    readme_files,
+]
 """Every generator of files from the contracts: text by path relative to the repository."""
 
 TYPED_VIEWS: dict[str, Callable[[OpenDataContractStandard, Path], object]] = {
     "raw": contract_from_document,
+    "marts": mart_contract_from_document,
 }
 """The typed view that ``lint`` builds for the contracts of each layer (folder)."""
 

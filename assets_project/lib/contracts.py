@@ -30,7 +30,13 @@ from open_data_contract_standard.model import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # ContractError lives in lib/odcs.py; callers keep importing it from here too.
-from assets_project.lib.odcs import ContractError, custom_properties, field_path, load_document
+from assets_project.lib.odcs import (
+    ContractError,
+    FieldProblem,
+    custom_properties,
+    field_path,
+    load_document,
+)
 
 CONTRACTS_ROOT = Path(__file__).resolve().parent.parent / "contracts"
 """Every contract (ODCS documents), one folder per layer: ``raw/`` (sources), ``marts/``."""
@@ -381,7 +387,7 @@ class Contract(BaseModel):
 
 # ------------------------------------------------------------------ ODCS document -> typed view
 
-_LOGICAL_TYPES: dict[str, str] = {
+LOGICAL_TYPES: dict[str, str] = {
     "bigint": "integer",
     "integer": "integer",
     "double": "number",
@@ -410,16 +416,9 @@ _Loc = tuple[str | int, ...]
 """A location in a document: keys and list indexes (see :func:`field_path`)."""
 
 
-class _Problem(ValueError):
-    """A fact of the document the typed view cannot take, at ``where`` (an ODCS field path)."""
-
-    def __init__(self, where: _Loc | str, message: str) -> None:
-        super().__init__(f"{where if isinstance(where, str) else field_path(where)}: {message}")
-
-
 def logical_type(physical: str) -> str:
     """The ODCS logicalType that goes with one of our physical types."""
-    return _LOGICAL_TYPES.get(physical.replace(" ", "").lower().split("(")[0], "")
+    return LOGICAL_TYPES.get(physical.replace(" ", "").lower().split("(")[0], "")
 
 
 def _custom(entries: Any, where: _Loc, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -427,7 +426,7 @@ def _custom(entries: Any, where: _Loc, allowed: tuple[str, ...]) -> dict[str, An
         return custom_properties(entries, field_path((*where, "customProperties")), allowed)
     except ValueError as exc:
         where_, _, message = str(exc).partition(": ")
-        raise _Problem(where_, message) from exc
+        raise FieldProblem(where_, message) from exc
 
 
 def _regex(rule: DataQuality, where: _Loc) -> str:
@@ -440,7 +439,7 @@ def _regex(rule: DataQuality, where: _Loc) -> str:
         or set(arguments) != {"pattern"}
         or rule.mustBe != 0
     ):
-        raise _Problem(
+        raise FieldProblem(
             where,
             "this project runs one property-level quality rule: metric invalidValues, "
             "arguments {pattern: <RE2 regex>}, mustBe 0 (a record that breaks it is rejected)",
@@ -459,7 +458,7 @@ def _column(
     loc[("type",)] = (*where, "physicalType")
     expected = logical_type(prop.physicalType or "")
     if expected and prop.logicalType != expected:  # (an unknown physicalType is named below)
-        raise _Problem((*where, "logicalType"), f"must be {expected} for {prop.physicalType}")
+        raise FieldProblem((*where, "logicalType"), f"must be {expected} for {prop.physicalType}")
     for flag in ("required", "unique"):
         column[flag] = bool(getattr(prop, flag))
         loc[(flag,)] = (*where, flag)
@@ -468,7 +467,7 @@ def _column(
         loc[("enum",)] = (*where, "enum")
     for option, value in (prop.logicalTypeOptions or {}).items():
         if option not in _TYPE_OPTIONS:
-            raise _Problem(
+            raise FieldProblem(
                 (*where, "logicalTypeOptions", option),
                 f"not enforced by this project (it enforces {', '.join(_TYPE_OPTIONS)}; "
                 "a regex is a quality rule, see the README)",
@@ -477,7 +476,7 @@ def _column(
         loc[(_TYPE_OPTIONS[option],)] = (*where, "logicalTypeOptions", option)
     for index, rule in enumerate(prop.quality or ()):
         if "regex" in column:
-            raise _Problem((*where, "quality", index), "a property takes one regex rule")
+            raise FieldProblem((*where, "quality", index), "a property takes one regex rule")
         column["regex"] = _regex(rule, (*where, "quality", index))
         loc[("regex",)] = (*where, "quality", index, "arguments", "pattern")
     allowed = ("enumSubsets", "jsonPath", *(("partitionGranularity",) if prop.partitioned else ()))
@@ -494,20 +493,22 @@ def _keys(props: list[SchemaProperty], where: _Loc) -> tuple[list[str], list[str
     keyed = [(p.primaryKeyPosition, i, p) for i, p in enumerate(props) if p.primaryKey]
     for position, index, prop in keyed:
         if len(keyed) > 1 and (position is None or position < 1):
-            raise _Problem(
+            raise FieldProblem(
                 (*where, index, "primaryKeyPosition"),
                 f"{prop.name} is one of several primary key properties: give its position (1..)",
             )
     if not keyed:
-        raise _Problem(where, "no property has primaryKey: true (a source has a primary key)")
+        raise FieldProblem(where, "no property has primaryKey: true (a source has a primary key)")
     positions = [position or 0 for position, _, _ in keyed]  # given for each when several
     if len(keyed) > 1 and sorted(positions) != list(range(1, len(keyed) + 1)):
-        raise _Problem(where, f"primaryKeyPosition values {positions} must be 1..{len(keyed)}")
+        raise FieldProblem(where, f"primaryKeyPosition values {positions} must be 1..{len(keyed)}")
     primary_key = [str(p.name) for _, _, p in sorted(keyed, key=lambda k: (k[0] or 0, k[1]))]
     partitioned = [(i, p) for i, p in enumerate(props) if p.partitioned]
     for index, prop in partitioned:
         if prop.partitionKeyPosition not in (None, 1):
-            raise _Problem((*where, index, "partitionKeyPosition"), "must be 1 (one partition key)")
+            raise FieldProblem(
+                (*where, index, "partitionKeyPosition"), "must be 1 (one partition key)"
+            )
     return primary_key, [str(p.name) for _, p in partitioned]
 
 
@@ -515,7 +516,7 @@ def _table(obj: SchemaObject, where: _Loc, loc: dict[_Loc, _Loc]) -> dict[str, A
     """The typed view's table-level fields from the one schema object."""
     props = obj.properties or []
     if not props:
-        raise _Problem((*where, "properties"), "a source has at least one property")
+        raise FieldProblem((*where, "properties"), "a source has at least one property")
     fields: dict[str, Any] = {"description": obj.description}
     loc[("description",)] = (*where, "description")
     columns, customs = [], []
@@ -531,7 +532,7 @@ def _table(obj: SchemaObject, where: _Loc, loc: dict[_Loc, _Loc]) -> dict[str, A
     fields["primary_key"] = primary_key
     loc[("primary_key",)] = (*where, "properties")
     if len(partitioned) != 1:
-        raise _Problem(
+        raise FieldProblem(
             (*where, "properties"),
             f"exactly one property must be partitioned: true (found {partitioned or 'none'})",
         )
@@ -558,7 +559,7 @@ def _table(obj: SchemaObject, where: _Loc, loc: dict[_Loc, _Loc]) -> dict[str, A
     loc[("reject_rate",)] = (*where, "customProperties", "rejectRate")
     for index, rule in enumerate(obj.quality or ()):
         if "expected_volume" in fields:
-            raise _Problem((*where, "quality", index), "a source takes one rowCount rule")
+            raise FieldProblem((*where, "quality", index), "a source takes one rowCount rule")
         fields["expected_volume"] = _volume(rule, (*where, "quality", index))
         loc[("expected_volume",)] = (*where, "quality", index)
     return fields
@@ -571,7 +572,7 @@ def _volume(rule: DataQuality, where: _Loc) -> dict[str, Any]:
             return {"min_rows": rule.mustBeGreaterOrEqualTo}
         if rule.mustBeBetween is not None:
             return {"min_rows": rule.mustBeBetween[0], "max_rows": rule.mustBeBetween[1]}
-    raise _Problem(
+    raise FieldProblem(
         where,
         "this project runs one schema-level quality rule: metric rowCount, arguments "
         "{scope: batch}, mustBeGreaterOrEqualTo <n> or mustBeBetween [<min>, <max>]",
@@ -584,10 +585,10 @@ def _freshness(document: OpenDataContractStandard, loc: dict[_Loc, _Loc]) -> dic
     for index, sla in enumerate(document.slaProperties or ()):
         where: _Loc = ("slaProperties", index)
         if sla.property != "freshness" or found:
-            raise _Problem(where, "this project reads one slaProperties entry: freshness")
+            raise FieldProblem(where, "this project reads one slaProperties entry: freshness")
         factor = _MINUTES.get(sla.unit or "")
         if factor is None:
-            raise _Problem((*where, "unit"), f"use one of {', '.join(_MINUTES)}")
+            raise FieldProblem((*where, "unit"), f"use one of {', '.join(_MINUTES)}")
         for field, key in (("value", "warn_after_minutes"), ("valueExt", "fail_after_minutes")):
             value = getattr(sla, field)
             if value is not None:
@@ -610,7 +611,7 @@ def _servers(
             lake += 1
             continue
         if channel in fields["channels"]:
-            raise _Problem(where, f"a second {channel} server (one per channel)")
+            raise FieldProblem(where, f"a second {channel} server (one per channel)")
         fields["channels"].append(channel)
         loc[("channels",)] = ("servers",)
         if channel == "files":
@@ -622,7 +623,7 @@ def _servers(
             loc |= {(channel, k): (*where, *v) for k, v in _SECTION_FIELDS[channel].items()}
     if lake != 1:
         lake_path = LAKE_PATH.replace("{name}", name)
-        raise _Problem(("servers",), f"one server with format delta and path {lake_path}")
+        raise FieldProblem(("servers",), f"one server with format delta and path {lake_path}")
     if "format" not in fields and "kafka" in fields["channels"]:
         fields["format"] = "jsonl"  # Kafka messages are JSON, one record each
     return fields
@@ -640,7 +641,7 @@ def _server(server: Server, name: str, where: _Loc) -> tuple[str, dict[str, Any]
         lake = server.format == "delta"
         expected = (LAKE_PATH if lake else LANDING_PATH).replace("{name}", name)
         if server.path != expected:
-            raise _Problem((*where, "path"), f"must be {expected} (the project's layout)")
+            raise FieldProblem((*where, "path"), f"must be {expected} (the project's layout)")
         _custom(server.customProperties, where, ())
         return ("lake" if lake else "files"), {}
     if server.type == "postgres":
@@ -648,7 +649,7 @@ def _server(server: Server, name: str, where: _Loc) -> tuple[str, dict[str, Any]
         return "postgres", {"schema": server.schema_} | custom
     if server.type == "kafka":
         return "kafka", _custom(server.customProperties, where, ("topic",))
-    raise _Problem(
+    raise FieldProblem(
         (*where, "type"),
         f"{server.type!r}: a source is read from local (landing; delta: the lake), postgres or "
         "kafka servers",
@@ -659,10 +660,10 @@ def _owner(document: OpenDataContractStandard) -> tuple[str | None, str | None]:
     """(owner e-mail, team name): the team's one member with role owner."""
     team = document.team
     if team is None or isinstance(team, list):
-        raise _Problem(("team",), "give the team as an object with name and members")
+        raise FieldProblem(("team",), "give the team as an object with name and members")
     owners = [m.username for m in team.members or () if m.role == "owner"]
     if len(owners) != 1:
-        raise _Problem(("team", "members"), "exactly one member has role: owner")
+        raise FieldProblem(("team", "members"), "exactly one member has role: owner")
     return owners[0], team.name
 
 
@@ -672,10 +673,10 @@ def _typed_fields(
     """The typed view's fields, and where in the document each one was found."""
     loc: dict[_Loc, _Loc] = {("name",): ("name",), ("semver",): ("version",)}
     if not document.schema_ or len(document.schema_) != 1:
-        raise _Problem(("schema",), "a source contract describes exactly one schema object")
+        raise FieldProblem(("schema",), "a source contract describes exactly one schema object")
     (table,) = document.schema_
     if table.name != document.name:
-        raise _Problem(("schema", 0, "name"), f"must be the contract's name {document.name!r}")
+        raise FieldProblem(("schema", 0, "name"), f"must be the contract's name {document.name!r}")
     _custom(document.customProperties, (), ())
     owner, team = _owner(document)
     loc |= {("owner",): ("team", "members"), ("team",): ("team", "name")}
@@ -711,7 +712,7 @@ def contract_from_document(document: OpenDataContractStandard, path: Path) -> Co
     """
     try:
         fields, loc = _typed_fields(document)
-    except _Problem as exc:
+    except FieldProblem as exc:
         raise ContractError(f"contract {path}: {exc}") from exc
     try:
         return Contract.model_validate(fields)

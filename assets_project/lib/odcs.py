@@ -75,6 +75,16 @@ CUSTOM_PROPERTIES: dict[str, CustomPropertyDoc] = {
         "postgres server", "Table the source is extracted from (in the server's schema)."
     ),
     "topic": CustomPropertyDoc("kafka server", "Topic the source's JSON messages are read from."),
+    "enumFrom": CustomPropertyDoc(
+        "mart property",
+        "'<source>.<column>' or '<source>.<column>.<subset>': the allowed values are that source "
+        "contract column's enum (or its subset so named), written once, in the source contract.",
+    ),
+    "severity": CustomPropertyDoc(
+        "mart relationship",
+        "'error' (default) or 'warning': 'warning' when a row may reference a dimension member "
+        "that has not landed yet.",
+    ),
 }
 
 
@@ -84,6 +94,13 @@ def field_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text or "<root>"
+
+
+class FieldProblem(ValueError):
+    """A fact of a document a typed view cannot take, at ``where`` (an ODCS field path)."""
+
+    def __init__(self, where: Iterable[str | int] | str, message: str) -> None:
+        super().__init__(f"{where if isinstance(where, str) else field_path(where)}: {message}")
 
 
 class _Loader(yaml.SafeLoader):
