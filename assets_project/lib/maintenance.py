@@ -109,7 +109,9 @@ class MaintenanceSettings:
         check_retention(self.retention, self.allow_short_retention)
 
     @classmethod
-    def for_contract(cls, contract: Contract, *, raw: bool, **overrides: Any) -> MaintenanceSettings:
+    def for_contract(
+        cls, contract: Contract, *, raw: bool, **overrides: Any
+    ) -> MaintenanceSettings:
         """The settings of ``contract``'s raw (``raw``) or dead-letter table, then overrides."""
         values: dict[str, Any] = {
             "target_file_size": target_file_size(contract),

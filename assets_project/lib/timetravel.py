@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.\d+\.\d+)?\.parquet$")
 
+
 class RestoreConflictError(RuntimeError):
     """Every attempt of a restore lost its commit race to a concurrent writer."""
 

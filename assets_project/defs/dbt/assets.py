@@ -1,5 +1,6 @@
 """Every dbt model as a Dagster asset, every dbt test as an asset check."""
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,9 +69,8 @@ def shop_dbt_models(
     """Build the selected dbt models and run their tests against the DuckDB warehouse."""
     for contract in CONTRACTS:
         ensure_source_tables(lake.layout, contract)  # a source never ingested reads as empty
-    args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
     with lake.dbt_environment():
-        invocation = dbt.cli(args, context=context)
+        invocation = dbt.cli(config.dbt_args(), context=context)
     # Row counts and column types are read once dbt has released the warehouse file: DuckDB
     # admits no second process while dbt writes it, so events are held until dbt is done.
     events = list(invocation.stream())
