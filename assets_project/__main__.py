@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "dlq": ("assets_project.dlq", "replay dead letters that pass their contract now"),
     "demo": ("assets_project.demo.__main__", "demo data: files, Kafka events, the shop database"),
+    "lake": ("assets_project.cli.lake", "lake tables: show, history, as-of, restore"),
 }
 
 
