@@ -315,11 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.case == "postgres":
         run_postgres_case(args, out, raw)
     elif args.case == "lake":
-        case = lake.run_case(
+        lake_case = lake.run_case(
             args.drops, args.events, args.repeat, seed=args.seed, with_dbt=args.dbt, log=log.info
         )
-        _emit(out, lake.format_case(case))
-        raw.append(asdict(case))
+        _emit(out, lake.format_case(lake_case))
+        raw.append(asdict(lake_case))
     else:
         run_validation_case(args, out, raw)
     if args.json:

@@ -252,9 +252,9 @@ def maintain(
     if settings.checkpoint:
         table.update_incremental()
         table.create_checkpoint()
-        entries = len(log_files(table)[2])
+        entries = len(log_files(table)[1])
         table.cleanup_metadata()
-        report.log_entries_removed = max(0, entries - len(log_files(table)[2]))
+        report.log_entries_removed = max(0, entries - len(log_files(table)[1]))
         report.steps.append("checkpoint")
     table = DeltaTable(uri)
     lost = sorted(app for app in ledger if table.transaction_version(app) is None)

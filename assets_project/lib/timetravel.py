@@ -66,12 +66,12 @@ def open_as_of(uri: str, as_of: AsOf | None = None) -> DeltaTable:
     return table
 
 
-def log_files(table: DeltaTable) -> tuple[pafs.FileSystem, str, list[pafs.FileInfo]]:
-    """The file system, folder and files of ``table``'s ``_delta_log``."""
+def log_files(table: DeltaTable) -> tuple[pafs.FileSystem, list[pafs.FileInfo]]:
+    """The file system and the files of ``table``'s ``_delta_log``."""
     filesystem, root = pafs.FileSystem.from_uri(table.table_uri)
     folder = f"{root.rstrip('/')}/_delta_log"
     infos = filesystem.get_file_info(pafs.FileSelector(folder, recursive=False))
-    return filesystem, folder, infos
+    return filesystem, infos
 
 
 def _commit_actions(filesystem: pafs.FileSystem, path: str) -> Iterator[dict[str, Any]]:
@@ -89,7 +89,7 @@ def app_transactions(table: DeltaTable) -> dict[str, int]:
     from the log: the newest checkpoint at or before the version, then the commits after it.
     """
     version = table.version()
-    filesystem, folder, infos = log_files(table)
+    filesystem, infos = log_files(table)
     checkpoints: dict[int, list[str]] = {}
     commits: dict[int, str] = {}
     for info in infos:
@@ -131,7 +131,7 @@ class Commit:
 
 def history(table: DeltaTable, limit: int | None = None) -> list[Commit]:
     """The newest ``limit`` commits (all when None), newest first, with their app transactions."""
-    filesystem, folder, infos = log_files(table)
+    filesystem, infos = log_files(table)
     commits = {int(m.group(1)): i.path for i in infos if (m := _COMMIT.match(i.base_name))}
     result = []
     for info in table.history(limit):

@@ -64,11 +64,11 @@ def test_every_version_reads_back_exactly_as_it_was(layout: LakeLayout) -> None:
         assert sorted(by_time, key=lambda r: r["user_id"]) == rows
 
     commits = history(DeltaTable(uri))
-    assert [c.version for c in commits] == sorted(snapshots, reverse=True) + [0]
+    assert [c.version for c in commits] == [*sorted(snapshots, reverse=True), 0]
     newest = commits[0]
     assert newest.operation == "WRITE" and newest.batch_id
     assert list(newest.app_transactions.values()) == [1]
-    assert list(newest.app_transactions)[0].startswith("file-")
+    assert next(iter(newest.app_transactions)).startswith("file-")
 
 
 def test_restore_is_a_new_commit_and_ingestion_takes_up_again_what_it_removed(

@@ -34,7 +34,7 @@ class DbtBuildConfig(dg.Config):
     raw_as_of: str | None = None
     """Read every raw Delta table as it was at this ISO timestamp (dbt var ``raw_as_of``), to
     rebuild models against an earlier state of raw; unset: the newest state."""
-    raw_versions: dict[str, int] = {}
+    raw_versions: dict[str, int] | None = None
     """Read these raw tables at a Delta version, e.g. ``{"users": 12}`` (dbt var
     ``raw_versions``; ``python -m assets_project lake history users`` lists the versions)."""
 

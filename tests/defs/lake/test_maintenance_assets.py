@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import dagster as dg
-import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from assets_project.definitions import defs
 from assets_project.defs.lake.maintenance import (
