@@ -38,6 +38,7 @@ from assets_project.lib.contracts import load_contract
 from assets_project.lib.ingest import ingest_file
 from assets_project.lib.lake import LakeLayout, lake_connection, register_delta
 from assets_project.lib.maintenance import MaintenanceSettings, maintain, table_stats
+from assets_project.lib.timetravel import log_files
 
 REPO = Path(__file__).resolve().parents[1]
 SCAN = """
@@ -122,8 +123,7 @@ def dbt_build(layout: LakeLayout) -> float:
 def _state(label: str, uri: str) -> State:
     table = DeltaTable(uri)
     stats = table_stats(table)
-    log_files = len(list((Path(uri) / "_delta_log").iterdir()))
-    return State(label, stats.version, stats.files, stats.bytes, log_files)
+    return State(label, stats.version, stats.files, stats.bytes, len(log_files(table)[1]))
 
 
 def run_case(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from assets_project.demo.produce import event_lines
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.ingest import ingest_file, transaction_id
 from assets_project.lib.lake import LakeLayout
@@ -20,6 +21,8 @@ from assets_project.lib.timetravel import (
     read_as_of,
     restore,
 )
+from tests.lib.test_kafka import _identities, _ingest, _produced, _publish
+from tests.services.tansu import TansuBroker
 
 USERS = load_contract("users")
 HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at"
@@ -121,3 +124,24 @@ def test_ledger_rewind_and_as_of_parsing() -> None:
     assert parse_as_of("2026-12-01 08:00") == datetime(2026, 12, 1, 8, tzinfo=UTC)
     with pytest.raises(ValueError, match="neither"):
         parse_as_of("yesterday")
+
+
+def test_a_restored_kafka_table_reads_the_removed_offsets_again_exactly_once(
+    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+) -> None:
+    report = _publish(kafka_broker, kafka_topic, event_lines(400, seed=31), partitions=2)
+    _ingest(kafka_broker, layout, kafka_topic, "first", max_messages=150, chunk_messages=50)
+    uri = layout.raw_uri("user_events")
+    kept = DeltaTable(uri).version()
+    kept_rows = DeltaTable(uri).count()
+    _ingest(kafka_broker, layout, kafka_topic, "rest")
+    assert DeltaTable(uri).count() > kept_rows
+
+    result = restore(uri, kept)  # the raw table only; its dead letters stay
+    assert result.ledger_rewound and DeltaTable(uri).count() == kept_rows
+
+    again = _ingest(kafka_broker, layout, kafka_topic, "again")
+    assert again.messages > 0
+    raw, dlq = _identities(layout)
+    assert len(raw) == len(set(raw)) and len(dlq) == len(set(dlq))
+    assert sorted(raw + dlq) == sorted(_produced(report, kafka_topic))
