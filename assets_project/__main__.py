@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dlq": ("assets_project.dlq", "replay dead letters that pass their contract now"),
     "demo": ("assets_project.demo.__main__", "demo data: files, Kafka events, the shop database"),
     "contracts": ("assets_project.cli.contracts", "ODCS contracts: lint, show, export, generate"),
+    "lake": ("assets_project.cli.lake", "lake tables: show, history, as-of, restore"),
 }
 
 

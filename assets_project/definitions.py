@@ -16,6 +16,12 @@ from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sens
 from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.ingestion.postgres import database_source_assets, extraction_schedules
 from assets_project.defs.ingestion.replay import dead_letter_replay_job
+from assets_project.defs.lake.maintenance import (
+    lake_maintenance_job,
+    maintenance_assets,
+    small_files_checks,
+    weekly_lake_maintenance_schedule,
+)
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 
@@ -28,10 +34,21 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[*file_drop_assets, *database_source_assets, *kafka_assets, shop_dbt_models],
-    asset_checks=[*contract_checks, *schema_drift_checks],
-    jobs=[marts_job, agg_events_full_refresh_job, dead_letter_replay_job],
-    schedules=[daily_marts_schedule, daily_agg_events_full_refresh_schedule, *extraction_schedules],
+    assets=[
+        *file_drop_assets,
+        *database_source_assets,
+        *kafka_assets,
+        shop_dbt_models,
+        *maintenance_assets,
+    ],
+    asset_checks=[*contract_checks, *schema_drift_checks, *small_files_checks],
+    jobs=[marts_job, agg_events_full_refresh_job, dead_letter_replay_job, lake_maintenance_job],
+    schedules=[
+        daily_marts_schedule,
+        daily_agg_events_full_refresh_schedule,
+        *extraction_schedules,
+        weekly_lake_maintenance_schedule,
+    ],
     sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor],
     resources={
         "lake": LakeResource.from_env(),

@@ -8,6 +8,7 @@
     python -m bench validation --rows 1000000 --impl ours pandas --breakdown
     python -m bench postgres --rows 1e5 --rows 1e6 --repeat 3  # DATABASE_URL or local cluster
     python -m bench kafka --events 1000000 --repeat 3   # Kafka → Delta vs a bare consume loop
+    python -m bench lake --drops 100 --events 50000 --dbt  # scans before/after maintenance
 
 Progress goes to stderr; the results (machine, versions, a Markdown table per case) to stdout,
 in the form ``BENCHMARKS.md`` uses.
@@ -25,7 +26,7 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from bench import kafka, pipeline, postgres, validation
+from bench import kafka, lake, pipeline, postgres, validation
 
 log = logging.getLogger("bench")
 
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "case",
         nargs="?",
         default="pipeline",
-        choices=["pipeline", "validation", "postgres", "kafka"],
+        choices=["pipeline", "validation", "postgres", "kafka", "lake"],
     )
     parser.add_argument(
         "--size",
@@ -270,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         help="implementations to run (ours first: the others are checked against it)",
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--drops", type=int, default=100, help="lake: drops to ingest (<= 100)")
+    parser.add_argument("--dbt", action="store_true", help="lake: also time dbt build")
     parser.add_argument(
         "--breakdown",
         action=argparse.BooleanOptionalAction,
@@ -311,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         raw.append(asdict(case))
     elif args.case == "postgres":
         run_postgres_case(args, out, raw)
+    elif args.case == "lake":
+        lake_case = lake.run_case(
+            args.drops, args.events, args.repeat, seed=args.seed, with_dbt=args.dbt, log=log.info
+        )
+        _emit(out, lake.format_case(lake_case))
+        raw.append(asdict(lake_case))
     else:
         run_validation_case(args, out, raw)
     if args.json:

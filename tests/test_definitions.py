@@ -21,7 +21,7 @@ def test_every_asset_has_group_and_description() -> None:
     graph = _graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"raw", "staging", "marts"}, key
+        assert node.group_name in {"raw", "staging", "marts", "lake"}, key
         assert node.description and node.description.strip(), key
 
 

@@ -20,6 +20,13 @@ def raw_asset_key(source: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", source])
 
 
+def table_pool(source: str) -> str:
+    """The Dagster pool of every op that writes ``source``'s raw or dead-letter Delta table:
+    its raw asset (every channel, replay) and its lake maintenance. Pools have one slot
+    (dagster.yaml), so maintenance never runs beside a writer of the same table."""
+    return f"lake_{source}"
+
+
 def contracts_with(channel: str) -> tuple[Contract, ...]:
     """The contracts of the sources fed (also) by ``channel``: files, postgres or kafka."""
     return tuple(c for c in CONTRACTS if channel in c.channels)

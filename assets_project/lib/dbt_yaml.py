@@ -74,6 +74,7 @@ def render_sources(contracts: Sequence[Contract]) -> str:
         "# metadata column descriptions from METADATA_DESCRIPTIONS in assets_project/lib/lake.py.",
         "# delta_table_path is rendered at parse time: LAKE_URI (a local path or an object-store",
         "# URI), default ../data/lake relative to dbt_project/ (the working directory of dbt).",
+        "# as_of_version / as_of_datetime pin a table to an earlier state (unset: the newest).",
         "version: 2",
         "",
         "sources:",
@@ -89,6 +90,10 @@ def render_sources(contracts: Sequence[Contract]) -> str:
             "        meta:",
             "          plugin: delta",
             f'          delta_table_path: "{path}"',
+            # Pins (python -m assets_project lake, README "Running the lake"): --vars
+            # '{raw_versions: {<table>: <version>}}' or '{raw_as_of: <ISO timestamp>}'.
+            f"          as_of_version: \"{{{{ var('raw_versions', {{}}).get('{contract.name}') }}}}\"",
+            "          as_of_datetime: \"{{ var('raw_as_of', none) }}\"",
             "        config:",
             f"          loaded_at_field: {LOADED_AT_FIELD}",
             "          freshness:",

@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
 
 from assets_project.lib.batches import (
     LoadCounts,
@@ -48,6 +49,8 @@ from assets_project.lib.lake import (
 from assets_project.lib.readers import UnreadableFileError, open_file
 
 _HASH_CHUNK = 8 << 20
+INGEST_ATTEMPTS = 3
+"""Tries of one file when a concurrent ingest of the same content won the commit race."""
 
 
 class FileChangedError(Exception):
@@ -109,6 +112,15 @@ def file_sha256(path: Path) -> str:
 def transaction_id(sha256: str) -> str:
     """The Delta app transaction id that marks a file's content as ingested."""
     return f"file-{sha256}"
+
+
+def is_ingested(table: DeltaTable, app_id: str) -> bool:
+    """Whether ``table`` holds the content marked by ``app_id``.
+
+    Version 0 means "not (any more)": a restore to a version before the file rewinds it so
+    (see :mod:`assets_project.lib.timetravel`).
+    """
+    return (table.transaction_version(app_id) or 0) > 0
 
 
 def missing_required(contract: Contract, columns: tuple[str, ...]) -> list[str]:
@@ -240,7 +252,29 @@ def ingest_file(
     Raises :class:`~assets_project.lib.readers.UnreadableFileError` when the file as a whole
     cannot be taken (unreadable, or a required column missing), and :class:`FileChangedError`
     when it changed while it was read; nothing is committed then.
+
+    Two processes ingesting the same content at once: Delta's conflict checker fails the
+    second commit of the same app transaction; the loser starts over on the newest tables,
+    where it finds the content ingested (never a blind retry of its commit).
     """
+    attempt = 1
+    while True:
+        try:
+            return _ingest_once(path, contract, layout, source=source, batch_id=batch_id)
+        except CommitFailedError:
+            if attempt >= INGEST_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+def _ingest_once(
+    path: Path,
+    contract: Contract,
+    layout: LakeLayout,
+    *,
+    source: str,
+    batch_id: str | None,
+) -> IngestResult:
     started = time.perf_counter()
     batch_id = batch_id or uuid.uuid4().hex
     identity = FileIdentity.of(path)
@@ -251,8 +285,8 @@ def ingest_file(
     app_id = transaction_id(sha)
     raw = ensure_table(layout.raw_uri(contract.name), raw_schema(contract), [PARTITION_COLUMN])
     dlq = ensure_table(layout.dlq_uri(contract.name), DLQ_SCHEMA)
-    raw_done = raw.transaction_version(app_id) is not None
-    dlq_done = dlq.transaction_version(app_id) is not None
+    raw_done = is_ingested(raw, app_id)
+    dlq_done = is_ingested(dlq, app_id)
     if raw_done and dlq_done:
         identity.check(path)  # the content the lake holds is the whole file, not a prefix
         result.already_ingested = True

@@ -29,6 +29,7 @@ from typing import Any, Literal
 import psycopg
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
 from psycopg import sql
 from tenacity import (
     Retrying,
@@ -55,6 +56,7 @@ from assets_project.lib.lake import (
     open_table,
     raw_schema,
 )
+from assets_project.lib.merging import NewestPerKey
 from assets_project.lib.readers import open_csv_stream
 from assets_project.lib.redact import redacts_errors
 from assets_project.lib.validation import quote_ident
@@ -82,6 +84,8 @@ _PERMANENT_CONNECT_MESSAGES = (
 )
 STREAMED_MERGE_ROWS = 200_000
 """Above this many source rows a merge streams its source instead of holding it in memory."""
+CONFLICT_ATTEMPTS = 4
+"""Extractions tried while their commits lose races to concurrent writers of the table."""
 
 Mode = Literal["full", "merge"]
 
@@ -330,8 +334,42 @@ def extract_table(
     Raises :class:`PermanentSourceError` when the database refuses for good, and
     :class:`psycopg.Error` for failures that may heal (see :func:`is_transient`). No error
     raised here carries the password or the connection string (nor does its chain).
+    A commit that loses its race to a concurrent writer (a compaction, a restore, a replay)
+    starts the extraction over: watermarks, snapshot and rows are read again and the merge is
+    recomputed on the newest table, never retried blindly (at most :data:`CONFLICT_ATTEMPTS`).
     Each step boundary is a failpoint (``postgres.*`` in :mod:`assets_project.lib.failpoints`).
     """
+    attempt = 1
+    while True:
+        try:
+            return _extract_once(
+                url,
+                contract,
+                layout,
+                batch_id=batch_id,
+                overlap=overlap,
+                full_refresh=full_refresh,
+                rewind_to=rewind_to,
+                connect_timeout=connect_timeout,
+            )
+        except CommitFailedError as exc:
+            if attempt >= CONFLICT_ATTEMPTS:
+                raise
+            logger.info("%s: lost a commit race (%s); extracting again", contract.name, exc)
+            attempt += 1
+
+
+def _extract_once(
+    url: str,
+    contract: Contract,
+    layout: LakeLayout,
+    *,
+    batch_id: str,
+    overlap: timedelta,
+    full_refresh: bool,
+    rewind_to: datetime | None,
+    connect_timeout: int,
+) -> ExtractResult:
     started = time.perf_counter()
     app_id = source_label(contract)
     ensure_source_tables(layout, contract)
@@ -420,7 +458,13 @@ def _write(
     counts = LoadCounts()
     try:
         batches = valid_batches(plan, contract, spool, counts, app_id, batch_id, extracted_at)
-        reader = pa.RecordBatchReader.from_batches(schema, _checked(batches, stream))
+        # One row per key, the newest version: a key twice in the batch never lands twice.
+        newest = NewestPerKey(
+            pa.RecordBatchReader.from_batches(schema, _checked(batches, stream)),
+            contract.primary_key,
+            contract.update_time,
+        )
+        reader = newest.reader()
         raw = DeltaTable(layout.raw_uri(contract.name))
         metadata = {"batch_id": batch_id, "mode": mode}
         with source_error_as_itself(stream):
@@ -433,7 +477,7 @@ def _write(
                     partition_by=[PARTITION_COLUMN],
                     commit_properties=_commit(app_id, watermark, **metadata),
                 )
-                result.rows_written = counts.rows_written
+                result.rows_written = newest.rows_out
             else:
                 # A rewind rewrites rows of the same version too; a normal run only newer ones.
                 update = "s.{0} >= t.{0}" if rewind else "s.{0} > t.{0}"

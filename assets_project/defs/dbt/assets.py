@@ -1,5 +1,6 @@
 """Every dbt model as a Dagster asset, every dbt test as an asset check."""
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,22 @@ class DbtBuildConfig(dg.Config):
     """``dbt build --full-refresh``: rebuild the selected incremental models
     (``stg_user_events``, ``agg_events_per_minute``) from all their input instead of only new
     rows; late events in windows closed to them are counted again."""
+    raw_as_of: str | None = None
+    """Read every raw Delta table as it was at this ISO timestamp (dbt var ``raw_as_of``), to
+    rebuild models against an earlier state of raw; unset: the newest state."""
+    raw_versions: dict[str, int] | None = None
+    """Read these raw tables at a Delta version, e.g. ``{"users": 12}`` (dbt var
+    ``raw_versions``; ``python -m assets_project lake history users`` lists the versions)."""
+
+    def dbt_args(self) -> list[str]:
+        """``dbt build`` with the options this config asks for."""
+        args = ["build", "--full-refresh"] if self.full_refresh else ["build"]
+        pins: dict[str, object] = {}
+        if self.raw_as_of:
+            pins["raw_as_of"] = self.raw_as_of
+        if self.raw_versions:
+            pins["raw_versions"] = dict(self.raw_versions)
+        return [*args, "--vars", json.dumps(pins)] if pins else args
 
 
 def _with_facts(context: dg.AssetExecutionContext, event: Any, facts: dict[str, TableFacts]) -> Any:
@@ -68,9 +85,8 @@ def shop_dbt_models(
     """Build the selected dbt models and run their tests against the DuckDB warehouse."""
     for contract in CONTRACTS:
         ensure_source_tables(lake.layout, contract)  # a source never ingested reads as empty
-    args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
     with lake.dbt_environment():
-        invocation = dbt.cli(args, context=context)
+        invocation = dbt.cli(config.dbt_args(), context=context)
     # Row counts and column types are read once dbt has released the warehouse file: DuckDB
     # admits no second process while dbt writes it, so events are held until dbt is done.
     events = list(invocation.stream())

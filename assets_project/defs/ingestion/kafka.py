@@ -152,9 +152,8 @@ def build_stream_asset(contract: Contract) -> dg.AssetsDefinition:
         kinds={"delta", "duckdb", "kafka"},
         channel="kafka",
         topic=topic,
-        # One run at a time reads the topic (every pool has one slot, see dagster.yaml); a
+        # One run at a time reads the topic: the table's pool has one slot (dagster.yaml); a
         # second one would only lose the commit race and retry.
-        pool=f"kafka_{contract.name}",
     )
     def _raw_asset(
         context: dg.AssetExecutionContext,

@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 from assets_project.defs.ingestion.replay import replay_metadata
 from assets_project.defs.metadata import Metadata, table_metadata
 from assets_project.defs.resources import LakeResource
-from assets_project.defs.sources import raw_asset_key
+from assets_project.defs.sources import raw_asset_key, table_pool
 from assets_project.lib.contracts import CONTRACTS_ROOT, Column, Contract, contract_path
 from assets_project.lib.ingest import FileChangedError, IngestResult, ingest_file
 from assets_project.lib.lake import METADATA_DESCRIPTIONS, ensure_source_tables, raw_schema
@@ -195,14 +195,14 @@ def raw_asset(
     kinds: set[str],
     channel: str,
     retry_policy: dg.RetryPolicy | None = INGESTION_RETRY_POLICY,
-    pool: str | None = None,
     **metadata: Any,
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """``@dg.asset`` with what every raw asset shares: key, group, owners (the contract's
-    owner and team), contract metadata and tags, retry policy (in-run step retries) and the
-    contract's freshness policy."""
+    owner and team), contract metadata and tags, retry policy (in-run step retries), the
+    contract's freshness policy and the table's pool (one writer of the table at a time, and
+    never beside its maintenance)."""
     return dg.asset(
-        pool=pool,
+        pool=table_pool(contract.name),
         key=raw_asset_key(contract.name),
         group_name="raw",
         description=f"{contract.description}\n\n{description}",

@@ -1,0 +1,251 @@
+"""kill -9 during the lake's writes, and writers from two processes at once.
+
+Each kill trial starts a child process (from a fork server that has imported deltalake), lets it
+announce that its write begins, kills it with SIGKILL after a random delay within the write's
+measured duration, and opens the table: it must be at the old version with exactly the old
+rows, or at the next version with exactly the new rows. Files a killed writer left behind are
+never read. Both outcomes must occur among the trials of each operation (the kill delay adapts
+to the write's cost), so the kills do land on both sides of the commit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from assets_project.lib.contracts import load_contract
+from assets_project.lib.ingest import ingest_file
+from assets_project.lib.lake import LakeLayout
+from assets_project.lib.maintenance import MaintenanceSettings, compact
+from assets_project.lib.merging import NewestPerKey
+
+TRIALS = 20
+ROWS = 10_000
+KEYS = 15_000
+SCHEMA = pa.schema(
+    [
+        ("k", pa.int64()),
+        ("u", pa.int64()),
+        ("v", pa.string()),
+        ("_source_line", pa.int64()),
+        ("p", pa.date32()),
+    ]
+)
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(["deltalake", "pyarrow", "duckdb", "assets_project.lib.merging"])
+
+
+def batch(seed: int, rows: int = ROWS) -> pa.Table:
+    """Rows with keys drawn with repeats (a key may appear twice in one batch)."""
+    rng = random.Random(seed)
+    keys = [rng.randrange(KEYS) for _ in range(rows)]
+    return pa.table(
+        {
+            "k": keys,
+            "u": [rng.randrange(1000) for _ in range(rows)],
+            "v": [f"s{seed}-{i}" for i in range(rows)],
+            "_source_line": list(range(rows)),
+            "p": [date(2026, 1, 1) + timedelta(days=k % 8) for k in keys],
+        },
+        schema=SCHEMA,
+    )
+
+
+def merge(uri: str, seed: int) -> None:
+    """The PostgreSQL channel's merge: source deduplicated (newest wins), newer rows update."""
+    newest = NewestPerKey(
+        pa.RecordBatchReader.from_batches(SCHEMA, batch(seed).to_batches()), ["k"], "u"
+    )
+    (
+        DeltaTable(uri)
+        .merge(newest.reader(), predicate="t.k = s.k", source_alias="s", target_alias="t")
+        .when_matched_update_all(predicate="s.u > t.u")
+        .when_not_matched_insert_all()
+        .execute()
+    )
+
+
+def run_operation(operation: str, uri: str, seed: int, started: Connection) -> None:
+    """The child: say the write begins, then write (the parent kills it at some point)."""
+    rows = batch(seed)
+    started.send(time.perf_counter())
+    if operation == "append":
+        write_deltalake(uri, rows, mode="append", partition_by=["p"])
+    elif operation == "overwrite":
+        write_deltalake(uri, rows, mode="overwrite", partition_by=["p"])
+    elif operation == "merge":
+        merge(uri, seed)
+    elif operation == "compaction":
+        compact(uri, MaintenanceSettings())
+    else:
+        raise ValueError(operation)
+
+
+COLUMNS = ["k", "u", "v", "p"]
+
+
+def normalized(table: pa.Table) -> pa.Table:
+    """The data columns in plain types, rows sorted: equal tables hold equal rows."""
+    table = table.select(COLUMNS).cast(pa.schema([SCHEMA.field(c) for c in COLUMNS]))
+    return table.sort_by([(c, "ascending") for c in COLUMNS]).combine_chunks()
+
+
+def content(uri: str) -> pa.Table:
+    """Every row of the table's newest version, normalized."""
+    return normalized(DeltaTable(uri).to_pyarrow_table(columns=COLUMNS))
+
+
+def merged(old: pa.Table, seed: int) -> pa.Table:
+    """What the merge of batch ``seed`` into ``old`` must leave."""
+    current = {row["k"]: row for row in old.to_pylist()}
+    newest: dict[int, dict] = {}
+    for row in batch(seed).select(COLUMNS).to_pylist():  # of equal versions the later wins
+        if row["k"] not in newest or row["u"] >= newest[row["k"]]["u"]:
+            newest[row["k"]] = row
+    for key, row in newest.items():
+        if key not in current or row["u"] > current[key]["u"]:
+            current[key] = row
+    return normalized(pa.Table.from_pylist(list(current.values()), schema=SCHEMA.remove(3)))
+
+
+def _run(operation: str, uri: str, seed: int) -> tuple[multiprocessing.Process, float]:
+    receive, send = _context.Pipe(duplex=False)
+    process = _context.Process(target=run_operation, args=(operation, uri, seed, send))
+    process.start()
+    send.close()
+    started = receive.recv()
+    return process, started
+
+
+def _duration(operation: str, uri: str, seed: int) -> float:
+    """How long the write takes here, measured on a run that is not killed."""
+    process, _ = _run(operation, uri, seed)
+    began = time.perf_counter()
+    process.join()
+    assert process.exitcode == 0
+    return time.perf_counter() - began
+
+
+def _fragment(uri: str, seed: int) -> None:
+    """Small appends, so that a compaction has files to merge."""
+    for i in range(3):
+        write_deltalake(uri, batch(seed * 100 + i, rows=200), mode="append", partition_by=["p"])
+
+
+EXPECTED: dict[str, Callable[[pa.Table, int], pa.Table]] = {
+    "append": lambda old, seed: normalized(pa.concat_tables([old, normalized(batch(seed))])),
+    "overwrite": lambda old, seed: normalized(batch(seed)),
+    "merge": merged,
+    "compaction": lambda old, seed: old,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("operation", ["append", "overwrite", "merge", "compaction"])
+def test_a_kill_during_a_write_leaves_the_old_or_the_new_version_exactly(
+    operation: str, tmp_path: Path
+) -> None:
+    uri = str(tmp_path / "table")
+    if operation == "merge":  # a merge target holds one row per key
+        write_deltalake(uri, SCHEMA.empty_table(), partition_by=["p"])
+        merge(uri, 0)
+    else:
+        write_deltalake(uri, batch(0), mode="append", partition_by=["p"])
+    if operation == "compaction":
+        _fragment(uri, 1)
+    duration = _duration(operation, uri, 1)
+    rng = random.Random(16)
+    outcomes = {"old": 0, "new": 0}
+    # Kill within a window that widens after a kill before the commit and narrows after one
+    # after it: the trials hit both sides of the commit whatever the write's cost here.
+    window = duration
+    for trial in range(2, TRIALS + 2):
+        if operation == "compaction":
+            _fragment(uri, trial)
+        old_version, old = DeltaTable(uri).version(), content(uri)
+        process, _ = _run(operation, uri, trial)
+        time.sleep(rng.uniform(0, window))
+        process.kill()  # SIGKILL
+        process.join()
+        table = DeltaTable(uri)
+        now = content(uri)
+        if table.version() == old_version:
+            assert now.equals(old), f"trial {trial}: the old version's rows changed"
+            outcomes["old"] += 1
+            window *= 1.5
+        else:
+            assert table.version() == old_version + 1, f"trial {trial}: more than one commit"
+            assert now.equals(EXPECTED[operation](old, trial)), f"trial {trial}: not the new rows"
+            outcomes["new"] += 1
+            window *= 0.7
+    assert outcomes["old"] >= 1 and outcomes["new"] >= 1, f"one side never hit: {outcomes}"
+
+
+def _append_many(uri: str, first: int, count: int) -> None:
+    for i in range(first, first + count):
+        write_deltalake(
+            uri,
+            pa.table({"k": [i], "p": [date(2026, 1, 1)]}),
+            mode="append",
+            partition_by=["p"],
+        )
+
+
+def test_appends_from_two_processes_at_once_all_land_exactly_once(tmp_path: Path) -> None:
+    uri = str(tmp_path / "table")
+    empty = pa.schema([("k", pa.int64()), ("p", pa.date32())]).empty_table()
+    write_deltalake(uri, empty, partition_by=["p"])
+    writers = [_context.Process(target=_append_many, args=(uri, n * 1000, 40)) for n in (1, 2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+        assert writer.exitcode == 0
+    keys = DeltaTable(uri).to_pyarrow_table(columns=["k"])["k"].to_pylist()
+    assert sorted(keys) == [*range(1000, 1040), *range(2000, 2040)]
+    assert DeltaTable(uri).version() == 80
+
+
+def _ingest_all(data_dir: str, lake_uri: str, paths: list[str]) -> None:
+    layout = LakeLayout(Path(data_dir), lake_uri, Path(data_dir) / "warehouse.duckdb")
+    contract = load_contract("users")
+    for path in paths:
+        ingest_file(Path(path), contract, layout, source=f"users/{Path(path).name}")
+
+
+def test_two_processes_ingesting_the_same_drops_land_each_row_once(
+    layout: LakeLayout, tmp_path: Path
+) -> None:
+    folder = layout.landing_dir / "users"
+    paths = []
+    for n in range(6):
+        path = folder / f"users_{n}.csv"
+        lines = ["user_id,email,signup_date,user_tier,geographic_region,updated_at"]
+        lines += [
+            f"{n * 100 + i},u{n}_{i}@example.com,2025-01-0{1 + i % 9},free,europe,"
+            f"2025-02-01 00:00:00"
+            for i in range(50)
+        ]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        paths.append(str(path))
+    writers = [
+        _context.Process(target=_ingest_all, args=(str(layout.data_dir), layout.lake_uri, order))
+        for order in (paths, list(reversed(paths)))
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+        assert writer.exitcode == 0
+    ids = DeltaTable(layout.raw_uri("users")).to_pyarrow_table(columns=["user_id"])
+    assert sorted(ids["user_id"].to_pylist()) == [n * 100 + i for n in range(6) for i in range(50)]
