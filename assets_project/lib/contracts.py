@@ -252,6 +252,15 @@ class Volume(BaseModel):
     max_rows: int | None = Field(default=None, gt=0)
 
 
+class Maintenance(BaseModel):
+    """How lake maintenance compacts the source's raw table (defaults: lib/maintenance.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_file_size: int | None = Field(default=None, ge=1 << 20, le=1 << 34)
+    z_order_by: tuple[str, ...] = ()
+
+
 class PostgresSource(BaseModel):
     """Where a PostgreSQL-fed source lives in the operational database."""
 
@@ -312,6 +321,7 @@ class Contract(BaseModel):
     freshness: Freshness
     reject_rate: RejectRate
     expected_volume: Volume = Volume()
+    maintenance: Maintenance = Maintenance()
     channels: tuple[Channel, ...] = Field(
         default=("files",),
         min_length=1,
@@ -332,6 +342,9 @@ class Contract(BaseModel):
             ref = getattr(self, field)
             if ref is not None and ref not in names:
                 raise ValueError(f"{field} names unknown column {ref!r}")
+        for ref in self.maintenance.z_order_by:
+            if ref not in names:
+                raise ValueError(f"maintenance.z_order_by names unknown column {ref!r}")
         for key in self.primary_key:
             if key not in names:
                 raise ValueError(f"primary_key names unknown column {key!r}")
@@ -547,7 +560,16 @@ def _table(obj: SchemaObject, where: _Loc, loc: dict[_Loc, _Loc]) -> dict[str, A
             "customProperties",
             "partitionGranularity",
         )
-    custom = _custom(obj.customProperties, where, ("rejectRate", "updateTime"))
+    custom = _custom(obj.customProperties, where, ("rejectRate", "updateTime", "maintenance"))
+    upkeep = custom.get("maintenance")
+    if upkeep is not None:
+        names = {"targetFileSize": "target_file_size", "zOrderBy": "z_order_by"}
+        fields["maintenance"] = (
+            {names.get(k, k): v for k, v in upkeep.items()}
+            if isinstance(upkeep, Mapping)
+            else upkeep
+        )
+        loc[("maintenance",)] = (*where, "customProperties", "maintenance")
     if "updateTime" in custom:
         fields["update_time"] = custom["updateTime"]
         loc[("update_time",)] = (*where, "customProperties", "updateTime")

@@ -63,21 +63,13 @@ class CompactionConflictError(RuntimeError):
 
 
 def target_file_size(contract: Contract) -> int:
-    """Bytes a compacted file of ``contract``'s tables aims at.
-
-    The contract names no target yet: the default. Wire a contract property here.
-    """
-    del contract
-    return DEFAULT_TARGET_FILE_SIZE
+    """Bytes a compacted file of ``contract``'s tables aims at (custom property maintenance)."""
+    return contract.maintenance.target_file_size or DEFAULT_TARGET_FILE_SIZE
 
 
 def z_order_columns(contract: Contract) -> tuple[str, ...]:
-    """Columns to z-order ``contract``'s raw table on (empty: plain compaction).
-
-    The contract names none yet: the default. Wire a contract property here.
-    """
-    del contract
-    return ()
+    """Columns to z-order ``contract``'s raw table on (empty: plain compaction)."""
+    return contract.maintenance.z_order_by
 
 
 def check_retention(retention: timedelta, allow_short_retention: bool = False) -> None:

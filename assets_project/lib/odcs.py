@@ -51,6 +51,11 @@ CUSTOM_PROPERTIES: dict[str, CustomPropertyDoc] = {
         "{warnAbove, failAbove}: share (0..1) of a batch's records that may go to the "
         "dead-letter table before the reject_rate check warns, then fails.",
     ),
+    "maintenance": CustomPropertyDoc(
+        "schema object",
+        "{targetFileSize, zOrderBy}: bytes a compacted file of the raw table aims at (default "
+        "128 MiB) and the columns the weekly maintenance z-orders it on (default none).",
+    ),
     "updateTime": CustomPropertyDoc(
         "schema object",
         "Name of the timestamp property that orders the versions of one key (the newest "

@@ -53,6 +53,8 @@ def test_the_typed_view_keeps_the_facts_of_the_contracts() -> None:
     assert (orders.freshness.warn_after_minutes, orders.freshness.fail_after_minutes) == (60, 240)
     assert (orders.reject_rate.warn_above, orders.reject_rate.fail_above) == (0.05, 0.5)
     assert orders.expected_volume.min_rows == 1 and orders.expected_volume.max_rows is None
+    assert orders.maintenance.z_order_by == () and orders.maintenance.target_file_size is None
+    assert load_contract("user_events").maintenance.z_order_by == ("user_id",)
     quantity = orders.column("quantity")
     assert (quantity.type, quantity.min, quantity.max, quantity.required) == (
         "integer",
@@ -98,6 +100,16 @@ def _set_sla(doc: Doc, **fields: object) -> None:
             "fail_above",
         ),
         (lambda d: d.update(owner_team="x"), "<root>", "'owner_team' was unexpected"),
+        (
+            lambda d: set_custom(table(d), "maintenance", {"zOrderBy": ["user_idd"]}),
+            "<root>",
+            "maintenance.z_order_by names unknown column 'user_idd'",
+        ),
+        (
+            lambda d: set_custom(table(d), "maintenance", {"targetFileSize": 10}),
+            "customProperties.maintenance.target_file_size",
+            "greater than or equal to 1048576",
+        ),
         (
             lambda d: set_custom(table(d), "rejectRate", {"warnAbove": 0.1, "failabove": 0.5}),
             "customProperties.rejectRate.failabove",

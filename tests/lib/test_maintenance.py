@@ -18,6 +18,7 @@ from assets_project.demo.shop_db import init_orders, simulate_traffic
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.lake import LakeLayout
 from assets_project.lib.maintenance import (
+    DEFAULT_TARGET_FILE_SIZE,
     MIN_RETENTION,
     MaintenanceSettings,
     RetentionTooShortError,
@@ -215,3 +216,16 @@ def test_a_postgres_resume_after_maintenance_reads_only_past_the_watermark(
     assert result.mode == "merge"
     assert result.rows_in < 100  # the watermark survived: not the 1500 rows again
     assert_lake_equals_source(postgres_url, layout)
+
+
+def test_the_contract_names_the_z_order_and_the_dead_letter_table_is_only_compacted() -> None:
+    """user_events' contract (custom property maintenance) z-orders its raw table by user."""
+    events, orders = load_contract("user_events"), load_contract("orders")
+    assert MaintenanceSettings.for_contract(events, raw=True).z_order == ("user_id",)
+    assert MaintenanceSettings.for_contract(events, raw=False).z_order == ()
+    plain = MaintenanceSettings.for_contract(orders, raw=True)
+    assert (plain.z_order, plain.target_file_size) == ((), DEFAULT_TARGET_FILE_SIZE)
+    sized = events.model_copy(
+        update={"maintenance": events.maintenance.model_copy(update={"target_file_size": 1 << 26})}
+    )
+    assert MaintenanceSettings.for_contract(sized, raw=True).target_file_size == 1 << 26
