@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets_project.defs.alerts.sensors import alert_sensor
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.dbt.schedules import (
@@ -32,7 +33,7 @@ defs = dg.Definitions(
     asset_checks=[*contract_checks, *schema_drift_checks],
     jobs=[marts_job, agg_events_full_refresh_job, dead_letter_replay_job],
     schedules=[daily_marts_schedule, daily_agg_events_full_refresh_schedule, *extraction_schedules],
-    sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor],
+    sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor, alert_sensor],
     resources={
         "lake": LakeResource.from_env(),
         "postgres": PostgresResource.from_env(),
