@@ -43,7 +43,7 @@ def webhook_server(port: int = 0) -> Iterator[Webhook]:
     received = Webhook(port=0)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             received.posts.append((self.path, json.loads(self.rfile.read(length))))
             self.send_response(200)
@@ -81,7 +81,7 @@ def smtp_server() -> Iterator[Mailbox]:
     box = Mailbox(port=free_port())
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             assert isinstance(message, EmailMessage)
             box.messages.append(message)

@@ -126,7 +126,7 @@ def _numbers(metadata: dict[str, dg.MetadataValue]) -> list[str]:
     lines: list[tuple[int, str]] = []
     for name, entry in metadata.items():
         value = entry.value
-        if isinstance(value, bool) or isinstance(value, int | float):
+        if isinstance(value, bool | int | float):
             lines.append((0, f"{name}: {value}"))
         elif isinstance(value, str) and len(value) <= 200:
             lines.append((1, f"{name}: {value}"))

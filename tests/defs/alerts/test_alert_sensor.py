@@ -173,7 +173,7 @@ def test_freshness_changes_open_and_resolve_an_incident(
     key = dg.AssetKey(["raw", "users"])
 
     def change(previous: FreshnessState, new: FreshnessState) -> None:
-        instance._report_runless_asset_event(  # noqa: SLF001 (what the daemon calls)
+        instance._report_runless_asset_event(
             FreshnessStateChange(
                 key=key, previous_state=previous, new_state=new, state_change_timestamp=time.time()
             )
