@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "dlq": ("assets_project.dlq", "replay dead letters that pass their contract now"),
     "demo": ("assets_project.demo.__main__", "demo data: files, Kafka events, the shop database"),
+    "metrics": ("assets_project.cli.metrics", "serve the pipeline's metrics for Prometheus"),
 }
 
 
