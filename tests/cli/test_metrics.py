@@ -171,3 +171,16 @@ def _scrape_when_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Sa
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"metrics serve did not answer within 180 s: {log.read_text()[-3000:]}")
+
+
+def test_the_grafana_dashboard_plots_only_metrics_the_endpoint_serves(
+    instance: dg.DagsterInstance,
+) -> None:
+    import json
+    import re
+
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "lakehouse.json").read_text())
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in expressions for name in re.findall(r"\blakehouse_[a-z_]+", expr)}
+    served = {family.name for family in LakehouseCollector(instance, []).collect()}
+    assert used == served, (used - served, served - used)  # nothing unknown, nothing unplotted
