@@ -299,5 +299,5 @@ def _notify(url: str, alert: Alert) -> str | None:
             return f"{type(exc).__name__}: {exc}"
     if result:
         return None
-    said = captured.getvalue().strip().splitlines()  # type: ignore[attr-defined]
+    said = captured.getvalue().strip().splitlines()
     return said[-1] if said else "the sink refused the message"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Final
 
 import dagster as dg
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
@@ -49,12 +50,10 @@ BATCH = 200
 FIRST_LOOK_BACK_SECONDS = 3600
 """On its very first tick the sensor reads the events of the last hour, not the whole past."""
 
-RUN_FAILURE = dg.DagsterEventType.RUN_FAILURE
-RUN_SUCCESS = dg.DagsterEventType.RUN_SUCCESS
+RUN_FAILURE: Final = dg.DagsterEventType.RUN_FAILURE
+RUN_SUCCESS: Final = dg.DagsterEventType.RUN_SUCCESS
 CHECK = dg.DagsterEventType.ASSET_CHECK_EVALUATION
 FRESHNESS = dg.DagsterEventType.FRESHNESS_STATE_CHANGE
-EVENT_TYPES = (RUN_FAILURE, RUN_SUCCESS, FRESHNESS)
-"""Read by position in the event log (these are in its index in every storage)."""
 ASSET_JOB_PREFIX = "__ASSET_JOB"
 
 
@@ -69,30 +68,34 @@ class Found:
 def read_events(
     instance: dg.DagsterInstance, after: dict[str, int], now: float, limit: int = BATCH
 ) -> Found:
-    """The events of :data:`EVENT_TYPES` past ``after`` (by type), in storage order.
+    """Run failures, run successes and freshness changes past ``after`` (by type), in storage
+    order (all three are in the event log's index in every storage, SQLite shards included).
 
     When a type has more than ``limit`` new events, only the events up to its last one read
     are returned for every type, so they are judged in the order they happened.
     """
     start = instance.event_log_storage.get_maximum_record_id() or 0
     batches: dict[str, Sequence[dg.EventLogRecord]] = {}
-    for event_type in EVENT_TYPES:
+
+    def since(event_type: dg.DagsterEventType) -> tuple[int | None, float | None]:
         position = after.get(event_type.value)
-        since = None if position is not None else now - FIRST_LOOK_BACK_SECONDS
-        if event_type in (RUN_FAILURE, RUN_SUCCESS):
-            batches[event_type.value] = instance.fetch_run_status_changes(
-                dg.RunStatusChangeRecordsFilter(
-                    event_type, after_storage_id=position, after_timestamp=since
-                ),
-                limit=limit,
-                ascending=True,
-            ).records
-        else:
-            batches[event_type.value] = instance.event_log_storage.get_event_records(
-                dg.EventRecordsFilter(event_type, after_cursor=position, after_timestamp=since),
-                limit=limit,
-                ascending=True,
-            )
+        return position, (None if position is not None else now - FIRST_LOOK_BACK_SECONDS)
+
+    for run_event in (RUN_FAILURE, RUN_SUCCESS):
+        position, timestamp = since(run_event)
+        batches[run_event.value] = instance.fetch_run_status_changes(
+            dg.RunStatusChangeRecordsFilter(
+                run_event, after_storage_id=position, after_timestamp=timestamp
+            ),
+            limit=limit,
+            ascending=True,
+        ).records
+    position, timestamp = since(FRESHNESS)
+    batches[FRESHNESS.value] = instance.event_log_storage.get_event_records(
+        dg.EventRecordsFilter(FRESHNESS, after_cursor=position, after_timestamp=timestamp),
+        limit=limit,
+        ascending=True,
+    )
     full = [records[-1].storage_id for records in batches.values() if len(records) >= limit]
     horizon = min(full) if full else None
     records = sorted(

@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 
-from assets_project.defs.alerts.sensors import alert_sensor
+from assets_project.defs.alerts.sensors import alert_sensor, read_events
 from tests.services.alert_sinks import (
     Mailbox,
     Webhook,
@@ -228,3 +228,23 @@ def test_a_failing_sink_keeps_the_sensor_running_and_is_retried_on_the_next_tick
     ]
     assert [path for path, _ in revived.posts] == ["/hook/s3cretToken42"]
     assert len(webhook.posts) == 1
+
+
+def test_a_backlog_is_read_in_order_over_several_ticks_without_a_gap(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    data = tmp_path / "orders.json"
+    job = _orders_job(data)
+    for text in ("[1]", "oops", "[2]", "oops", "[3]"):
+        data.write_text(text)
+        _run(job, instance)
+    now = time.time()
+    everything = read_events(instance, {}, now=now, limit=100)
+    assert len(everything.records) == 5  # 3 successes, 2 failures
+    seen: list[int] = []
+    after: dict[str, int] = {}
+    for _ in range(10):
+        found = read_events(instance, after, now=now, limit=1)
+        seen += [r.storage_id for r in found.records]
+        after = found.after
+    assert seen == [r.storage_id for r in everything.records]
