@@ -22,7 +22,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -225,15 +225,12 @@ class AlertState:
         if not observation.failing and opened is not None:
             del self.open[observation.key]
             first = Alert.from_json(opened)
-            return Alert(
-                key=observation.key,
+            return replace(
+                first,
                 status="resolved",
-                subject=first.subject,
-                severity=first.severity,
                 run_id=observation.run_id,
                 details=observation.details,
                 link=observation.link or first.link,
-                opened_at=first.opened_at,
                 resolved_at=observation.timestamp,
             )
         return None

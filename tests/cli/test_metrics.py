@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +20,7 @@ from assets_project.defs.ingestion.files import build_file_drop_asset
 from assets_project.defs.quality.checks import build_contract_checks
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.contracts import load_contract
-from tests.services.alert_sinks import free_port
+from tests.services.http import free_port, wait_until_answers
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = load_contract("users")
@@ -32,14 +31,6 @@ ROWS = "".join(
 BAD = "".join(f"{i},not-an-email,2026-01-01,free,europe,2026-01-02\n" for i in range(100, 110))
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        yield instance
 
 
 def _scrape(url: str) -> Samples:
@@ -150,7 +141,8 @@ def test_metrics_serve_command_answers_on_loopback(tmp_path: Path) -> None:
         )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        samples = _scrape_when_up(url, process, log)
+        wait_until_answers(url, process, log, "metrics serve")  # it loads the code location
+        samples = _scrape(url)
         checks = [key for key in samples if key[0] == "lakehouse_asset_checks"]
         assert len(checks) == 4 and all(samples[key] == 0 for key in checks)
         assert samples[("lakehouse_runs", (("status", "success"),))] == 0
@@ -158,19 +150,6 @@ def test_metrics_serve_command_answers_on_loopback(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def _scrape_when_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Samples:
-    """Scrape once the server answers (it loads the code location first)."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"metrics serve exited: {log.read_text()[-3000:]}")
-        try:
-            return _scrape(url)
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"metrics serve did not answer within 180 s: {log.read_text()[-3000:]}")
 
 
 def test_the_grafana_dashboard_plots_only_metrics_the_endpoint_serves(

@@ -10,17 +10,16 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_service
+from tests.services.http import free_port, wait_until_answers
 
 pytestmark = pytest.mark.slow
 
@@ -38,26 +37,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dagster dev exited: {log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"dagster dev did not answer within 180 s: {log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def dev_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The DAGSTER_HOME of :func:`dev_ui`, with the repo's dagster.yaml."""
@@ -72,7 +51,7 @@ def dev_ui(dev_home: Path) -> Iterator[str]:
     the repo's dagster.yaml and the venv's bin on PATH), on a free loopback port, with a
     throw-away DAGSTER_HOME and data folder."""
     home = dev_home
-    port = _free_port()
+    port = free_port()
     log = home / "dev.log"
     bin_dir = Path(sys.executable).parent
     env = {
@@ -92,7 +71,7 @@ def dev_ui(dev_home: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(f"{base}/server_info", process, log)
+        wait_until_answers(f"{base}/server_info", process, log, "dagster dev")
         yield base
     finally:
         _stop(process)

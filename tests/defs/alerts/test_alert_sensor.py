@@ -21,11 +21,11 @@ from assets_project.defs.alerts.sensors import alert_sensor, read_events
 from tests.services.alert_sinks import (
     Mailbox,
     Webhook,
-    free_port,
     mail_text,
     smtp_server,
     webhook_server,
 )
+from tests.services.http import free_port
 
 UI = "http://ui.example:3000"
 
@@ -40,14 +40,6 @@ def webhook() -> Iterator[Webhook]:
 def mailbox() -> Iterator[Mailbox]:
     with smtp_server() as server:
         yield server
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        yield instance
 
 
 def _orders_job(data: Path) -> dg.JobDefinition:
