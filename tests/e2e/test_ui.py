@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import require_service
 from tests.services.http import free_port, wait_until_answers
+from tests.services.processes import group_alive
 
 pytestmark = pytest.mark.slow
 
@@ -78,13 +79,15 @@ def dev_ui(dev_home: Path) -> Iterator[str]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C to `dagster dev` and its children (webserver, daemon, code servers)."""
+    """Ctrl-C to `dagster dev` and its children (webserver, daemon, code servers), which share
+    its process group; what is left of the group after 60 s is killed."""
     os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (process.poll() is None or group_alive(process.pid)):
+        time.sleep(0.5)
+    if group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    process.wait()
 
 
 @pytest.fixture(scope="module")
