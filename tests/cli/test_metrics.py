@@ -20,6 +20,7 @@ from assets_project.defs.ingestion.files import build_file_drop_asset
 from assets_project.defs.quality.checks import build_contract_checks
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.contracts import load_contract
+from assets_project.lib.metrics import NEWEST_EVENT_TIME, epoch_seconds
 from tests.services.http import free_port, wait_until_answers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +94,13 @@ def test_a_scrape_reads_the_last_batch_checks_runs_and_freshness_from_the_instan
     assert samples[("lakehouse_batch_duration_seconds", src)] >= 0
     info = (("batch_id", second.run_id), ("channel", "files"), ("source", "users"))
     assert samples[("lakehouse_batch_info", info)] == 1
-    assert ("lakehouse_event_time_lag_seconds", src) not in samples  # no newest_event_time
+    (materialization,) = second.asset_materializations_for_node("raw__users")
+    newest = epoch_seconds(materialization.metadata.get(NEWEST_EVENT_TIME))
+    if newest is None:  # the asset does not record the newest event time: no lag to show
+        assert ("lakehouse_event_time_lag_seconds", src) not in samples
+    else:  # measured at the scrape, which came between the batch and now
+        lag = samples[("lakehouse_event_time_lag_seconds", src)]
+        assert 0 <= lag <= time.time() - newest
     # Every contract check ran twice; the latest results, by severity and one by one.
     evaluations = {e.check_name: e for e in second.get_asset_check_evaluations()}
     for name, evaluation in evaluations.items():
