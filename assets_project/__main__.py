@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("assets_project.demo.__main__", "demo data: files, Kafka events, the shop database"),
     "contracts": ("assets_project.cli.contracts", "ODCS contracts: lint, show, export, generate"),
     "lake": ("assets_project.cli.lake", "lake tables: show, history, as-of, restore"),
+    "metrics": ("assets_project.cli.metrics", "serve the pipeline's metrics for Prometheus"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets_project.defs.alerts.sensors import alert_sensor
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.dbt.schedules import (
@@ -49,7 +50,7 @@ defs = dg.Definitions(
         *extraction_schedules,
         weekly_lake_maintenance_schedule,
     ],
-    sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor],
+    sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor, alert_sensor],
     resources={
         "lake": LakeResource.from_env(),
         "postgres": PostgresResource.from_env(),

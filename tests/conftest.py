@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from assets_project.defs.resources import LakeResource
@@ -35,6 +36,15 @@ def lake(layout: LakeLayout) -> LakeResource:
         warehouse_path=str(layout.warehouse_path),
         settle_seconds=0,
     )
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent Dagster instance (SQLite, as `make dev`'s) in a temporary DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
 
 
 def require_service(available: bool, what: str, install: str) -> None:

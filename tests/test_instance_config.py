@@ -36,3 +36,22 @@ def test_dagster_yaml_turns_on_run_monitoring_that_frees_dead_runs_slots(tmp_pat
         assert not instance.run_launcher.supports_resume_run
         # Backstop for a run left STARTED with no process left to report its end.
         assert instance.run_monitoring_max_runtime_seconds == 6 * 60 * 60
+
+
+def test_library_log_lines_inside_a_run_carry_the_run_id(tmp_path: Path) -> None:
+    """A module logger of the package, used inside a run, logs into that run's event log."""
+    import logging
+
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+
+    @dg.asset
+    def logs_through_a_library() -> None:
+        logging.getLogger("assets_project.lib.postgres").info("extracted 3 rows")
+
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        result = dg.materialize([logs_through_a_library], instance=instance)
+        records = instance.all_logs(result.run_id)
+    lines = [r for r in records if r.user_message == "extracted 3 rows"]
+    assert len(lines) == 1
+    assert lines[0].run_id == result.run_id
+    assert lines[0].step_key == "logs_through_a_library"

@@ -1,0 +1,1 @@
+"""Commands of ``python -m assets_project``, one module each."""

@@ -181,10 +181,17 @@ class Redactor:
         )
         fragment_sources = [v for v in variants if v not in self._whole]
         self._sources = fragment_sources
+        # Whole-length pieces only: a secret's short tail must not match a text's short tail.
         self._pairs = {
-            s[i : i + MIN_QUOTED_FRAGMENT] for s in fragment_sources for i in range(len(s))
+            s[i : i + MIN_QUOTED_FRAGMENT]
+            for s in fragment_sources
+            for i in range(len(s) - MIN_QUOTED_FRAGMENT + 1)
         }
-        self._grams = {s[i : i + MIN_FRAGMENT] for s in fragment_sources for i in range(len(s))}
+        self._grams = {
+            s[i : i + MIN_FRAGMENT]
+            for s in fragment_sources
+            for i in range(len(s) - MIN_FRAGMENT + 1)
+        }
 
     @classmethod
     def for_connection(cls, *connections: str | None, environment: bool = True) -> Redactor:

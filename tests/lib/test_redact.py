@@ -173,3 +173,13 @@ def test_redacting_errors_keeps_the_type_so_callers_still_catch_it() -> None:
         connect(f"postgresql://bob:{PASSWORD}@{HOST}/shop")
     assert "invalid percent-encoded token" in str(parse_error.value)
     assert "s3cr" not in str(parse_error.value)
+
+
+def test_a_text_that_ends_like_a_secret_keeps_its_last_characters() -> None:
+    """Only whole runs of a secret count: a text's tail is not a fragment of a secret's tail."""
+    redact = Redactor(["attachments-token", ":version"])
+    assert redact("Asset: raw/orders") == "Asset: raw/orders"
+    assert redact('check "amounts_not_negative" on raw/version') == (
+        'check "amounts_not_negative" on raw/version'
+    )
+    assert redact("token attachments-token") == "token ***"

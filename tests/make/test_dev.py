@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.processes import group_alive
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -110,20 +112,12 @@ def _run_dev_until_welcome(data_dir: Path, log: Path) -> str:
         _interrupt(process)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _interrupt(process: subprocess.Popen[bytes]) -> None:
     """Ctrl-C, as a terminal sends it: SIGINT to the whole process group; all of it must end."""
     os.killpg(process.pid, signal.SIGINT)
     deadline = time.monotonic() + 180
     # poll() reaps make itself; a zombie would keep the group alive.
-    while time.monotonic() < deadline and (process.poll() is None or _group_alive(process.pid)):
+    while time.monotonic() < deadline and (process.poll() is None or group_alive(process.pid)):
         time.sleep(0.5)
     left = subprocess.run(
         ["ps", "-o", "pid,args", "--no-headers", "-g", str(process.pid)],
@@ -131,7 +125,7 @@ def _interrupt(process: subprocess.Popen[bytes]) -> None:
         text=True,
         check=False,
     ).stdout
-    if _group_alive(process.pid):
+    if group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not left.strip(), f"make dev ignored Ctrl-C; still running after 180 s:\n{left}"

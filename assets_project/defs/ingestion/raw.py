@@ -2,6 +2,7 @@
 arguments, the one channel-choice rule, the file-drop ingestion (every channel's asset takes
 dropped files too), replay mode and the lake metadata of a materialization."""
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from assets_project.lib.landing import (
     resolve_inside,
     scan,
 )
+from assets_project.lib.metrics import batch_metrics
 from assets_project.lib.readers import UnreadableFileError
 
 INGESTION_RETRY_POLICY = dg.RetryPolicy(
@@ -303,12 +305,15 @@ def materialize_raw(
     read_service: Callable[[], Metadata],
 ) -> dg.MaterializeResult:
     """The body of every raw asset: replay mode, else the channel rule picks the dropped files
-    or the service (``read_service`` reads it and returns the materialization metadata)."""
+    or the service (``read_service`` reads it and returns the materialization metadata). The
+    batch's reject rate and event-time lag are added to the metadata."""
     if config.replay_dead_letters:
         return replay_into_raw(context, lake, contract)
     channel = choose_channel(
         contract, requested=requested, path=config.path, service=service, configured=configured
     )
     if channel == "files":
-        return dg.MaterializeResult(metadata=ingest_file_drops(context, config, lake, contract))
-    return dg.MaterializeResult(metadata=read_service())
+        metadata = ingest_file_drops(context, config, lake, contract)
+    else:
+        metadata = read_service()
+    return dg.MaterializeResult(metadata={**metadata, **batch_metrics(metadata, time.time())})

@@ -1,0 +1,1 @@
+"""Alerts: the sensor that turns failures into messages."""
