@@ -24,6 +24,7 @@ from assets_project.defs.lake.maintenance import (
     weekly_lake_maintenance_schedule,
 )
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
+from assets_project.defs.quality.marts import mart_suites
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -42,7 +43,7 @@ defs = dg.Definitions(
         shop_dbt_models,
         *maintenance_assets,
     ],
-    asset_checks=[*contract_checks, *schema_drift_checks, *small_files_checks],
+    asset_checks=[*contract_checks, *schema_drift_checks, *small_files_checks, *mart_suites],
     jobs=[marts_job, agg_events_full_refresh_job, dead_letter_replay_job, lake_maintenance_job],
     schedules=[
         daily_marts_schedule,

@@ -27,6 +27,11 @@ def table_pool(source: str) -> str:
     return f"lake_{source}"
 
 
+WAREHOUSE_POOL = "duckdb_warehouse"
+"""The pool of every op that opens the DuckDB warehouse: dbt (which writes it) and the marts'
+quality suites (which read it). One slot: DuckDB admits one writing process per file."""
+
+
 def contracts_with(channel: str) -> tuple[Contract, ...]:
     """The contracts of the sources fed (also) by ``channel``: files, postgres or kafka."""
     return tuple(c for c in CONTRACTS if channel in c.channels)

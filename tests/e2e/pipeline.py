@@ -9,6 +9,7 @@ from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.ingestion.files import file_drop_assets
 from assets_project.defs.ingestion.kafka import kafka_assets
 from assets_project.defs.ingestion.postgres import database_source_assets
+from assets_project.defs.quality.marts import mart_suites
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 
 RAW_ASSETS = [*file_drop_assets, *database_source_assets, *kafka_assets]
@@ -27,9 +28,10 @@ def pipeline_resources(lake: LakeResource) -> dict[str, object]:
 
 
 def materialize_all(lake: LakeResource, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """Every raw asset and dbt model once; fails the test when the run fails."""
+    """Every raw asset and dbt model once, with the marts' quality suites; fails the test when
+    the run fails."""
     result = dg.materialize(
-        [*RAW_ASSETS, shop_dbt_models],
+        [*RAW_ASSETS, shop_dbt_models, *mart_suites],
         resources=pipeline_resources(lake),
         instance=instance,
         run_config=FILES_ONLY,

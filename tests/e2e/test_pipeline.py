@@ -15,6 +15,8 @@ from deltalake import DeltaTable
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.resources import LakeResource
 from assets_project.demo.generate import generate
+from assets_project.lib.mart_contracts import load_mart_contracts
+from assets_project.lib.mart_suite import rules_of
 from tests.e2e.pipeline import FILES_ONLY, RAW_ASSETS, materialize_all, pipeline_resources
 from tests.e2e.reference import build_reference, record_counts
 
@@ -185,3 +187,8 @@ def test_dbt_materializations_carry_row_counts_and_checks_pass(pipeline: dict[st
     assert len(evaluations) > 50
     failed = [e.check_name for e in evaluations if not e.passed]
     assert failed == []
+    # Every rule of every mart contract was judged, once (the quality suites).
+    suites = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations}
+    for contract in load_mart_contracts().values():
+        for rule in rules_of(contract):
+            assert (contract.name, rule.name) in suites

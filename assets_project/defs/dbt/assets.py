@@ -11,11 +11,9 @@ from assets_project.defs.dbt.project import dbt_project
 from assets_project.defs.dbt.translator import ShopDbtTranslator
 from assets_project.defs.metadata import metadata_int, table_metadata
 from assets_project.defs.resources import LakeResource
-from assets_project.defs.sources import CONTRACTS
+from assets_project.defs.sources import CONTRACTS, WAREHOUSE_POOL
 from assets_project.lib.lake import ensure_source_tables
 from assets_project.lib.warehouse import TableFacts, table_facts
-
-WAREHOUSE_POOL = "duckdb_warehouse"
 
 #: The WARN check (a dbt singular test) that counts the events agg_events_per_minute leaves
 #: out of their windows; its failure count becomes the mart's ``late_events_ignored``.
