@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from assets_project.defs.dbt.gate import GATED_EAGER
 from assets_project.defs.sources import raw_asset_key
 
 
@@ -30,8 +31,9 @@ class ShopDbtTranslator(DagsterDbtTranslator):
     def get_automation_condition(
         self, dbt_resource_props: Mapping[str, Any]
     ) -> dg.AutomationCondition | None:
-        """Models rebuild when new upstream data lands (never while a run of them is going)."""
-        return dg.AutomationCondition.eager()
+        """Models rebuild when new upstream data lands (never while a run of them is going),
+        unless a blocking check of a parent failed (see :mod:`assets_project.defs.dbt.gate`)."""
+        return GATED_EAGER
 
     def _source_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         """``source('raw', 'users')`` is the asset ``raw/users`` written by file ingestion."""

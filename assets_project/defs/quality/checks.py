@@ -7,7 +7,7 @@ across keys, and the table's columns did not change unexpectedly (schema drift).
 
 Every check that fails with ERROR severity is blocking (all but ``batch_volume``, a WARN): in a
 run, Dagster then skips the assets downstream of the raw table, and the marts' automation and
-schedule wait until the check passes again (see :mod:`assets_project.defs.quality.gate`).
+schedule wait until the check passes again (see :mod:`assets_project.defs.dbt.gate`).
 
 The three batch checks judge the materialization of their own run (the batch id is the run
 id), never the asset's latest one: the file sensor runs several files of one source at once.
