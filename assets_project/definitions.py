@@ -16,7 +16,17 @@ from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sens
 from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.ingestion.postgres import database_source_assets, extraction_schedules
 from assets_project.defs.ingestion.replay import dead_letter_replay_job
+from assets_project.defs.quality.anomalies import (
+    anomaly_checks,
+    mart_day_over_day_checks,
+    source_stopped_checks,
+)
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
+from assets_project.defs.quality.freshness import (
+    event_time_freshness_checks,
+    source_monitoring_job,
+    source_monitoring_schedule,
+)
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -29,9 +39,21 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=[*file_drop_assets, *database_source_assets, *kafka_assets, shop_dbt_models],
-    asset_checks=[*contract_checks, *schema_drift_checks],
-    jobs=[marts_job, agg_events_full_refresh_job, dead_letter_replay_job],
-    schedules=[daily_marts_schedule, daily_agg_events_full_refresh_schedule, *extraction_schedules],
+    asset_checks=[
+        *contract_checks,
+        *schema_drift_checks,
+        *anomaly_checks,
+        *source_stopped_checks,
+        *mart_day_over_day_checks,
+        *event_time_freshness_checks,
+    ],
+    jobs=[marts_job, agg_events_full_refresh_job, dead_letter_replay_job, source_monitoring_job],
+    schedules=[
+        daily_marts_schedule,
+        daily_agg_events_full_refresh_schedule,
+        *extraction_schedules,
+        source_monitoring_schedule,
+    ],
     sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor],
     resources={
         "lake": LakeResource.from_env(),
