@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,7 +44,7 @@ class Verdict:
     passed: bool
     severity: Severity
     reason: str
-    numbers: dict[str, float | int | None] = field(default_factory=dict)
+    numbers: Mapping[str, float | int | None] = field(default_factory=dict)
 
 
 def _spread(history: Sequence[float], center: float, floor: float) -> float:
