@@ -19,6 +19,7 @@ from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializa
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.ingestion.kafka import build_stream_asset
+from assets_project.defs.metadata import NEWEST_EVENT_TIME, NULL_COUNTS
 from assets_project.defs.quality.anomalies import (
     build_anomaly_checks,
     build_day_over_day_check,
@@ -56,7 +57,11 @@ def _ingest(
         instance=instance,
         raise_on_error=False,
     )
-    assert result.get_asset_materialization_events()
+    (materialization,) = result.asset_materializations_for_node("raw__user_events")
+    # What the checks read: the batch's null counts and the table's newest event.
+    nulls = materialization.metadata[NULL_COUNTS].value
+    assert isinstance(nulls, dict) and set(nulls["columns"]) == {c.name for c in EVENTS.columns}
+    assert isinstance(materialization.metadata[NEWEST_EVENT_TIME], dg.TimestampMetadataValue)
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
@@ -105,6 +110,7 @@ def test_null_rate_anomaly(lake: LakeResource, tmp_path: Path) -> None:
     assert spiked_rate.severity == dg.AssetCheckSeverity.WARN
     assert spiked_rate.metadata["value"].value >= 0.45
     assert checks["event_id_null_rate"].passed  # required, still always there
+    assert checks["properties_null_rate"].metadata["nulls"].value >= 90  # of about 200
     assert checks["volume_anomaly"].passed
 
 
