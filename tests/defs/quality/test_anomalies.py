@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+from dagster._core.events import StepMaterializationData  # no public constructor for it
 
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.dbt.resources import dbt_resource
@@ -160,8 +160,8 @@ def _materialized_at(
     """Store a materialization of ``key`` as a run at ``when`` wrote it (the instance's history
     of earlier days, which a test cannot wait for); returns its run id."""
     run_id = str(uuid.uuid4())
-    event = DagsterEvent(
-        event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+    event = dg.DagsterEvent(
+        event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
         job_name="history",
         event_specific_data=StepMaterializationData(
             dg.AssetMaterialization(asset_key=key, metadata=metadata)  # type: ignore[arg-type]
