@@ -23,7 +23,17 @@ from assets_project.defs.lake.maintenance import (
     small_files_checks,
     weekly_lake_maintenance_schedule,
 )
+from assets_project.defs.quality.anomalies import (
+    anomaly_checks,
+    mart_day_over_day_checks,
+    source_stopped_checks,
+)
 from assets_project.defs.quality.checks import contract_checks, schema_drift_checks
+from assets_project.defs.quality.freshness import (
+    event_time_freshness_checks,
+    source_monitoring_job,
+    source_monitoring_schedule,
+)
 from assets_project.defs.quality.marts import mart_suites
 from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
 
@@ -43,13 +53,29 @@ defs = dg.Definitions(
         shop_dbt_models,
         *maintenance_assets,
     ],
-    asset_checks=[*contract_checks, *schema_drift_checks, *small_files_checks, *mart_suites],
-    jobs=[marts_job, agg_events_full_refresh_job, dead_letter_replay_job, lake_maintenance_job],
+    asset_checks=[
+        *contract_checks,
+        *schema_drift_checks,
+        *anomaly_checks,
+        *source_stopped_checks,
+        *event_time_freshness_checks,
+        *mart_suites,
+        *mart_day_over_day_checks,
+        *small_files_checks,
+    ],
+    jobs=[
+        marts_job,
+        agg_events_full_refresh_job,
+        dead_letter_replay_job,
+        lake_maintenance_job,
+        source_monitoring_job,
+    ],
     schedules=[
         daily_marts_schedule,
         daily_agg_events_full_refresh_schedule,
         *extraction_schedules,
         weekly_lake_maintenance_schedule,
+        source_monitoring_schedule,
     ],
     sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor, alert_sensor],
     resources={

@@ -11,6 +11,10 @@ import dagster as dg
 Metadata = dict[str, Any]
 """Metadata as the assets build it: plain values or ``dg.MetadataValue``s by key."""
 
+NULL_COUNTS = "null_counts"
+"""Raw materializations: the batch's records (``rows``) and, per contract column, how many
+came without a value (``columns``), as JSON."""
+
 
 def metadata_int(metadata: Mapping[str, dg.MetadataValue], key: str) -> int | None:
     """The number stored under ``key`` (an int or float entry), or ``None`` if there is none."""

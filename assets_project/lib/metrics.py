@@ -15,7 +15,8 @@ import dagster as dg
 from assets_project.lib.quality import BatchCounts
 
 NEWEST_EVENT_TIME = "newest_event_time"
-"""Metadata key of the newest event (or update) time in a raw batch's data."""
+"""Raw materializations: when the newest record in the raw table happened (its update time,
+else its partition column), a ``dg.TimestampMetadataValue``; the event-time lag is its age."""
 
 
 def plain(value: Any) -> Any:

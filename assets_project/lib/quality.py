@@ -7,12 +7,15 @@ into the Parquet scan and nothing touches the warehouse file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 
 import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
 
 from assets_project.lib.contracts import Contract
 from assets_project.lib.lake import LakeLayout, lake_connection, open_table, register_delta
-from assets_project.lib.validation import quote_ident
+from assets_project.lib.validation import MISSING_RULE, quote_ident
 
 EXAMPLES = 5
 
@@ -144,3 +147,110 @@ def _conflicts(layout: LakeLayout, source: str, sql: str) -> Conflicts:
             for row in rows
         ]
     return Conflicts(count=count, examples=examples)
+
+
+def event_time_column(contract: Contract) -> str:
+    """The column that says when a record happened: its update time, else its partition column."""
+    return contract.update_time or contract.partition_by
+
+
+def _as_utc(value: object) -> datetime | None:
+    """A date or (naive, UTC) timestamp from the lake as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=UTC)
+    return None
+
+
+def _newest_from_stats(table: DeltaTable, column: str) -> tuple[bool, datetime | None]:
+    """The column's maximum from the Delta log's file statistics: (known, value).
+
+    Unknown when a file that holds values carries no maximum (written without statistics).
+    """
+    actions = pa.table(table.get_add_actions(flatten=True))
+    name = f"max.{column}"
+    if actions.num_rows == 0:
+        return True, None
+    if name not in actions.column_names:
+        return False, None
+    maxima = actions.column(name).to_pylist()
+    records = actions.column("num_records").to_pylist()
+    nulls = (
+        actions.column(f"null_count.{column}").to_pylist()
+        if f"null_count.{column}" in actions.column_names
+        else [None] * len(maxima)
+    )
+    for maximum, count, null_count in zip(maxima, records, nulls, strict=True):
+        if maximum is None and (null_count is None or null_count < count):
+            return False, None
+    known = [m for m in maxima if m is not None]
+    return True, _as_utc(max(known)) if known else None
+
+
+def newest_event_time(layout: LakeLayout, contract: Contract) -> datetime | None:
+    """When the newest record in ``contract``'s raw table happened (UTC), or ``None`` if empty.
+
+    The maximum of :func:`event_time_column` over the whole table, read from the Delta log's
+    file statistics (no data file is opened); a table written without statistics is scanned
+    with DuckDB instead, that one column only.
+    """
+    table = open_table(layout.raw_uri(contract.name))
+    if table is None:
+        return None
+    column = event_time_column(contract)
+    known, newest = _newest_from_stats(table, column)
+    if known:
+        return newest
+    with _connection(layout, contract.name) as connection:
+        (value,) = connection.execute(f"SELECT max({quote_ident(column)}) FROM raw").fetchall()[0]
+    return _as_utc(value)
+
+
+@dataclass(frozen=True)
+class NullCounts:
+    """Records of one batch without a value, per contract column."""
+
+    rows: int
+    """Records of the batch in the raw and dead-letter tables together."""
+    columns: dict[str, int]
+
+    def rate(self, column: str) -> float:
+        return self.columns.get(column, 0) / self.rows if self.rows else 0.0
+
+
+def batch_null_counts(layout: LakeLayout, contract: Contract, batch_id: str) -> NullCounts:
+    """Per column, the records of batch ``batch_id`` that came without a value.
+
+    A nullable column's nulls are counted in the raw table; a required column's are the
+    batch's dead letters rejected for its missing value (the raw table has none).
+    """
+    if open_table(layout.raw_uri(contract.name)) is None:
+        return NullCounts(rows=0, columns={})
+    nullable = [c.name for c in contract.columns if not c.required]
+    counted = ", ".join(f"count(*) FILTER (WHERE {quote_ident(name)} IS NULL)" for name in nullable)
+    has_dlq = open_table(layout.dlq_uri(contract.name)) is not None
+    with _connection(layout, contract.name, dlq=True) as connection:
+        raw_row = connection.execute(
+            f"SELECT count(*){', ' + counted if counted else ''} FROM raw WHERE _batch_id = $b",
+            {"b": batch_id},
+        ).fetchall()[0]
+        missing: dict[str, int] = {}
+        dead = 0
+        if has_dlq:
+            (dead,) = connection.execute(
+                "SELECT count(*) FROM dlq WHERE _batch_id = $b", {"b": batch_id}
+            ).fetchall()[0]
+            rows = connection.execute(
+                "SELECT reason.column, count(DISTINCT (_source, _source_line)) FROM "
+                "(SELECT _source, _source_line, unnest(reasons) AS reason FROM dlq "
+                "WHERE _batch_id = $b) WHERE reason.rule = $rule GROUP BY ALL",
+                {"b": batch_id, "rule": MISSING_RULE},
+            ).fetchall()
+            missing = {str(column): int(count) for column, count in rows}
+    columns = {name: int(count) for name, count in zip(nullable, raw_row[1:], strict=True)}
+    for column in contract.columns:
+        if column.required:
+            columns[column.name] = missing.get(column.name, 0)
+    ordered = {c.name: columns[c.name] for c in contract.columns}
+    return NullCounts(rows=int(raw_row[0]) + int(dead), columns=ordered)

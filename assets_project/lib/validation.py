@@ -216,6 +216,10 @@ def _decimal_cast(column: Column, raw: str, index: int) -> _Cast:
     )
 
 
+MISSING_RULE = "required value is missing"
+"""The rule a record breaks when a required column has no value (its dead-letter reason)."""
+
+
 def _digits(count: int) -> str:
     return f"{count} digit" if count == 1 else f"{count} digits"
 
@@ -227,7 +231,7 @@ def _rules(
     typed = _value(index)
     rules: list[tuple[str, str]] = []
     if column.required:
-        rules.append((f"{raw} IS NULL", "required value is missing"))
+        rules.append((f"{raw} IS NULL", MISSING_RULE))
     rules.extend(cast.rules)
     if column.enum is not None:
         members = params.bind(list(column.enum))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from assets_project.defs.dbt.gate import GATED_EAGER
 from assets_project.defs.sources import raw_asset_key
 from assets_project.lib.mart_contracts import MartColumn, MartContract, load_mart_contracts
 
@@ -37,8 +38,9 @@ class ShopDbtTranslator(DagsterDbtTranslator):
     def get_automation_condition(
         self, dbt_resource_props: Mapping[str, Any]
     ) -> dg.AutomationCondition | None:
-        """Models rebuild when new upstream data lands (never while a run of them is going)."""
-        return dg.AutomationCondition.eager()
+        """Models rebuild when new upstream data lands (never while a run of them is going),
+        unless a blocking check of a parent failed (see :mod:`assets_project.defs.dbt.gate`)."""
+        return GATED_EAGER
 
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         """dbt's metadata; a mart's column schema is its contract's (types, descriptions, rules)."""

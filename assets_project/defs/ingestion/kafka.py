@@ -133,7 +133,7 @@ def ingest_topic(
         "duration_s": round(result.seconds, 3),
         "messages_per_s": round(result.messages / result.seconds) if result.seconds else 0,
         "reject_reasons": dg.MetadataValue.json(result.reject_reasons),
-        **lake_table_metadata(lake, contract),
+        **lake_table_metadata(lake, contract, context.run.run_id),
     }
 
 

@@ -91,7 +91,9 @@ def _extract(
     raise AssertionError("unreachable: tenacity either returns or raises")
 
 
-def _extract_metadata(result: ExtractResult, lake: LakeResource, contract: Contract) -> Metadata:
+def _extract_metadata(
+    result: ExtractResult, lake: LakeResource, contract: Contract, batch_id: str
+) -> Metadata:
     watermark = result.watermark
     return {
         "channel": "postgres",
@@ -111,7 +113,7 @@ def _extract_metadata(result: ExtractResult, lake: LakeResource, contract: Contr
         "rows_already_in_lake": result.rows_already_in_lake,
         "duration_s": round(result.seconds, 3),
         "reject_reasons": dg.MetadataValue.json(result.reject_reasons),
-        **lake_table_metadata(lake, contract),
+        **lake_table_metadata(lake, contract, batch_id),
     }
 
 
@@ -145,7 +147,7 @@ def build_database_source_asset(contract: Contract) -> dg.AssetsDefinition:
                 f"read, {result.rows_written} written, {result.rows_unchanged} unchanged, "
                 f"{result.rows_rejected} rejected; watermark {result.watermark}"
             )
-            return _extract_metadata(result, lake, contract)
+            return _extract_metadata(result, lake, contract, context.run.run_id)
 
         return materialize_raw(
             context,

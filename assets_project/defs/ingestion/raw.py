@@ -12,7 +12,11 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from assets_project.defs.ingestion.replay import replay_metadata
-from assets_project.defs.metadata import Metadata, table_metadata
+from assets_project.defs.metadata import (
+    NULL_COUNTS,
+    Metadata,
+    table_metadata,
+)
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import raw_asset_key, table_pool
 from assets_project.lib.contracts import CONTRACTS_ROOT, Column, Contract, contract_path
@@ -27,7 +31,8 @@ from assets_project.lib.landing import (
     resolve_inside,
     scan,
 )
-from assets_project.lib.metrics import batch_metrics
+from assets_project.lib.metrics import NEWEST_EVENT_TIME, batch_metrics
+from assets_project.lib.quality import batch_null_counts, newest_event_time
 from assets_project.lib.readers import UnreadableFileError
 
 INGESTION_RETRY_POLICY = dg.RetryPolicy(
@@ -226,11 +231,24 @@ def raw_asset(
     )
 
 
-def lake_table_metadata(lake: LakeResource, contract: Contract) -> Metadata:
-    """Materialization metadata of the raw table as it is now: versions, URI, columns, rows."""
+def lake_table_metadata(
+    lake: LakeResource, contract: Contract, batch_id: str | None = None
+) -> Metadata:
+    """Materialization metadata of the raw table as it is now: versions, URI, columns, rows,
+    the time of its newest record and, given the ``batch_id`` of an ingestion, that batch's
+    null counts (the anomaly checks judge both)."""
     layout = lake.layout
     table = DeltaTable(layout.raw_uri(contract.name))
+    newest = newest_event_time(layout, contract)
+    batch: Metadata = {}
+    if batch_id is not None:
+        nulls = batch_null_counts(layout, contract, batch_id)
+        batch[NULL_COUNTS] = dg.MetadataValue.json({"rows": nulls.rows, "columns": nulls.columns})
     return {
+        NEWEST_EVENT_TIME: dg.MetadataValue.timestamp(newest)
+        if newest is not None
+        else dg.MetadataValue.null(),
+        **batch,
         "delta_version": table.version(),
         "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
         "table_uri": layout.raw_uri(contract.name),
@@ -289,7 +307,7 @@ def ingest_file_drops(
         ),
         "new_columns": sorted({c for r in written for c in r.new_columns}),
         "ignored_columns": sorted({c for r in written for c in r.ignored_columns}),
-        **lake_table_metadata(lake, contract),
+        **lake_table_metadata(lake, contract, context.run.run_id),
     }
 
 

@@ -5,6 +5,10 @@ dead-letter rows), that batch's reject rate stays under the contract's threshold
 as expected, no key has two different records for one version, ``unique`` columns stay unique
 across keys, and the table's columns did not change unexpectedly (schema drift).
 
+Every check that fails with ERROR severity is blocking (all but ``batch_volume``, a WARN): in a
+run, Dagster then skips the assets downstream of the raw table, and the marts' automation and
+schedule wait until the check passes again (see :mod:`assets_project.defs.dbt.gate`).
+
 The three batch checks judge the materialization of their own run (the batch id is the run
 id), never the asset's latest one: the file sensor runs several files of one source at once.
 See :func:`judged_batch` for re-executions and check-only runs, and :func:`_replay_results`
@@ -43,6 +47,7 @@ def _specs(contract: Contract) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "row_conservation",
             asset=key,
+            blocking=True,
             description="Records read in this run's batch = its rows in raw + in dead-letter "
             "(+ rows an extraction re-read that the lake already held); for a replay, every "
             "replayed batch still holds each record it read, once.",
@@ -50,6 +55,7 @@ def _specs(contract: Contract) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "reject_rate",
             asset=key,
+            blocking=True,
             description=f"Share of this run's batch (of the replayed batches, for a replay) sent to dead-letter: warns above "
             f"{rate.warn_above:.0%}, fails above {rate.fail_above:.0%}.",
         ),
@@ -62,6 +68,7 @@ def _specs(contract: Contract) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "primary_key_versions_unique",
             asset=key,
+            blocking=True,
             description=f"No ({', '.join(contract.primary_key)}"
             f"{', ' + contract.update_time if contract.update_time else ''}) has two "
             "different records.",
@@ -71,6 +78,7 @@ def _specs(contract: Contract) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             f"{column.name}_unique",
             asset=key,
+            blocking=True,
             description=f"No {column.name} belongs to two different keys.",
         )
         for column in contract.columns

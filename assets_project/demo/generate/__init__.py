@@ -82,6 +82,7 @@ Modules
     ``defects``     the invalid lines of each source
     ``writing``     where the defects go, and each file with its extras mixed in
     ``run``         ``generate``: parameters, every source, the manifest
+    ``variants``    late, shrunken and null-spiked batches, made from the written files
     ``cli``         the ``generate`` command of ``python -m assets_project.demo``
 
     ``CHUNK_ROWS`` is read from ``vocabulary`` at run time: set it there, not here.
@@ -90,6 +91,7 @@ Modules
 from __future__ import annotations
 
 from assets_project.demo.generate.run import GenerationReport, generate, output_paths
+from assets_project.demo.generate.variants import Variants
 from assets_project.demo.generate.vocabulary import (
     BAD_PATTERN,
     BASE_DATE,
@@ -167,6 +169,7 @@ __all__ = [
     "WRONG_TYPE",
     "GenerationReport",
     "Scale",
+    "Variants",
     "generate",
     "output_paths",
 ]

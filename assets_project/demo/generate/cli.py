@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from assets_project.demo.generate.run import generate
+from assets_project.demo.generate.variants import Variants
 from assets_project.demo.generate.vocabulary import MAX_FILES, SOURCES
 
 
@@ -27,13 +29,56 @@ def add_parser(
         help="delete files of an earlier run in --out first instead of refusing",
     )
     gen.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    bad = gen.add_argument_group("bad batches, for the monitoring checks (default: none)")
+    bad.add_argument(
+        "--ends-at",
+        type=_aware,
+        help="shift every time so the data ends at this ISO time (default zone UTC) instead "
+        "of 2026-02-01; 'now' for fresh data",
+    )
+    bad.add_argument(
+        "--late-minutes",
+        type=int,
+        help="a late batch: the data ends this many minutes before --ends-at (default: now)",
+    )
+    bad.add_argument(
+        "--shrink", type=float, help="a shrunken batch: the last file keeps this share of rows"
+    )
+    bad.add_argument(
+        "--null-spike",
+        type=float,
+        help="a null-spiked batch: this share of the last file's rows loses a value",
+    )
     return gen
+
+
+def _aware(text: str) -> datetime:
+    """An ISO time (UTC unless it names a zone), or ``now``."""
+    if text == "now":
+        return datetime.now(UTC)
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def variants_of(args: argparse.Namespace) -> Variants:
+    """The bad batches the arguments ask for."""
+    ends_at = args.ends_at
+    if args.late_minutes is not None:
+        ends_at = (ends_at or datetime.now(UTC)) - timedelta(minutes=args.late_minutes)
+    return Variants(ends_at=ends_at, shrink=args.shrink, null_spike=args.null_spike)
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate the demo drops ``args`` ask for and print a summary; returns the exit code."""
     try:
-        report = generate(args.out, args.size, args.seed, args.files, overwrite=args.overwrite)
+        report = generate(
+            args.out,
+            args.size,
+            args.seed,
+            args.files,
+            overwrite=args.overwrite,
+            variants=variants_of(args),
+        )
     except (ValueError, FileExistsError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from assets_project.demo.generate import vocabulary
+from assets_project.demo.generate.variants import Variants, apply_variants
 from assets_project.demo.generate.vocabulary import (
     _EXTENSION,
     BASE_DATE,
@@ -79,14 +80,21 @@ def _existing_outputs(out: Path) -> list[Path]:
 
 
 def generate(
-    out: Path, size: int, seed: int, files: int = 2, *, overwrite: bool = False
+    out: Path,
+    size: int,
+    seed: int,
+    files: int = 2,
+    *,
+    overwrite: bool = False,
+    variants: Variants | None = None,
 ) -> GenerationReport:
     """Write demo drops for all sources into ``out`` and return what was written.
 
     ``size`` is the number of (distinct, valid) user events; users, products and orders scale with
     it (see ``Scale``). Each source gets ``files`` files. Refuses to write into a folder that
     already holds generated drops unless ``overwrite`` is set, which first deletes them (a stale
-    ``users_0003.csv`` from a run with more files would otherwise stay behind).
+    ``users_0003.csv`` from a run with more files would otherwise stay behind). ``variants``
+    makes late, shrunken or null-spiked batches of the drops (see ``variants``).
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive integer, not {size!r}")
@@ -141,6 +149,9 @@ def generate(
         },
         "sources": sources,
     }
+    if variants is not None and variants.active:
+        written = {source: sorted(stats["files"]) for source, stats in sources.items()}
+        manifest["variants"] = apply_variants(out, written, variants)
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     tmp = out / f".{MANIFEST_NAME}.tmp"
     tmp.write_text(text, encoding="utf-8", newline="\n")

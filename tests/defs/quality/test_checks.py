@@ -30,14 +30,24 @@ def _drop(lake: LakeResource, name: str, text: str) -> None:
     os.utime(path, (time.time() - 60, time.time() - 60))
 
 
+def _blocked(evaluations: list[dg.AssetCheckEvaluation]) -> bool:
+    """Whether a blocking check failed with ERROR severity (Dagster then fails the run)."""
+    return any(
+        e.blocking and not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+        for e in evaluations
+    )
+
+
 def _run(lake: LakeResource, instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:
     result = dg.materialize(
         [build_file_drop_asset(USERS), build_contract_checks(USERS)],
         resources={"lake": lake},
         instance=instance,
+        raise_on_error=False,
     )
-    assert result.success
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluations = result.get_asset_check_evaluations()
+    assert result.success != _blocked(evaluations)
+    return {e.check_name: e for e in evaluations}
 
 
 def test_clean_batch_passes_every_check(lake: LakeResource) -> None:
@@ -134,7 +144,9 @@ def test_two_runs_at_once_each_judge_the_file_they_wrote(lake: LakeResource) -> 
     with dg.instance_for_test() as instance:
         run_a = threading.Thread(
             target=lambda: results.update(
-                a=job.execute_in_process(run_config=_file("a.csv"), instance=instance)
+                a=job.execute_in_process(
+                    run_config=_file("a.csv"), instance=instance, raise_on_error=False
+                )
             )
         )
         run_a.start()
@@ -145,7 +157,8 @@ def test_two_runs_at_once_each_judge_the_file_they_wrote(lake: LakeResource) -> 
             b_checked.set()
             run_a.join(timeout=600)
         a, b = results["a"], results["b"]
-        assert a.success and b.success and held == [a.run_id]
+        # A's reject rate fails with ERROR: a blocking check, so Dagster fails A's run.
+        assert not a.success and b.success and held == [a.run_id]
         latest = instance.get_latest_materialization_event(USERS_KEY)
         assert latest is not None and latest.run_id == b.run_id
 
@@ -174,14 +187,18 @@ def test_a_check_only_run_says_which_batch_it_judged(lake: LakeResource) -> None
     with dg.instance_for_test() as instance:
         _drop(lake, "a.csv", HEADER + REJECTED)
         job = _users_job(lake)
-        first = job.execute_in_process(run_config=_file("a.csv"), instance=instance)
+        first = job.execute_in_process(
+            run_config=_file("a.csv"), instance=instance, raise_on_error=False
+        )
         checks = dg.materialize(
             [build_file_drop_asset(USERS), build_contract_checks(USERS)],
             selection=dg.AssetSelection.checks_for_assets(USERS_KEY),
             resources={"lake": lake},
             instance=instance,
+            raise_on_error=False,
         )
-        assert checks.success and not checks.get_asset_materialization_events()
+        assert not checks.get_asset_materialization_events()
+        assert checks.success != _blocked(checks.get_asset_check_evaluations())
     evaluations = _evaluations(checks)
     reject_rate = evaluations["reject_rate"]
     assert not reject_rate.passed
@@ -206,12 +223,12 @@ def test_replay_checks_judge_the_batches_it_replayed(lake: LakeResource, tmp_pat
     _drop(lake, "a.csv", HEADER + CLEAN)
     with dg.instance_for_test() as instance:
         ingestion = _users_job(lake, contract=strict).execute_in_process(
-            run_config=_file("a.csv"), instance=instance
+            run_config=_file("a.csv"), instance=instance, raise_on_error=False
         )
         assert not _evaluations(ingestion)["reject_rate"].passed
         replays = [
             _users_job(lake, contract=contract).execute_in_process(
-                run_config=REPLAY, instance=instance
+                run_config=REPLAY, instance=instance, raise_on_error=False
             )
             for contract in (strict, USERS)
         ]
