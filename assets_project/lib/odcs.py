@@ -49,7 +49,8 @@ CUSTOM_PROPERTIES: dict[str, CustomPropertyDoc] = {
     "rejectRate": CustomPropertyDoc(
         "schema object",
         "{warnAbove, failAbove}: share (0..1) of a batch's records that may go to the "
-        "dead-letter table before the reject_rate check warns, then fails.",
+        "dead-letter table before the reject_rate_warning check warns, then the reject_rate "
+        "check fails.",
     ),
     "maintenance": CustomPropertyDoc(
         "schema object",

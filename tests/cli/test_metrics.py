@@ -26,9 +26,16 @@ from tests.services.http import free_port, wait_until_answers
 REPO = Path(__file__).resolve().parents[2]
 USERS = load_contract("users")
 HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at\n"
-ROWS = "".join(
-    f"{i},u{i}@shop.example,2026-01-01,free,europe,2026-01-02 10:00:00\n" for i in range(1, 31)
-)
+
+
+def _rows(first: int, end: int) -> str:
+    return "".join(
+        f"{i},u{i}@shop.example,2026-01-01,free,europe,2026-01-02 10:00:00\n"
+        for i in range(first, end)
+    )
+
+
+ROWS = _rows(1, 31)
 BAD = "".join(f"{i},not-an-email,2026-01-01,free,europe,2026-01-02\n" for i in range(100, 110))
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -71,7 +78,9 @@ def test_a_scrape_reads_the_last_batch_checks_runs_and_freshness_from_the_instan
         assert empty[("lakehouse_runs", (("status", "success"),))] == 0
 
         first = _ingest(lake, instance, HEADER + ROWS)
-        second = _ingest(lake, instance, HEADER + ROWS.replace("u1@", "v1@") + BAD)
+        # New users and 10 bad e-mails: 25% rejected, over the warn threshold only (a run that
+        # succeeds with a failed WARN check; no blocking check fails).
+        second = _ingest(lake, instance, HEADER + _rows(31, 61) + BAD)
         assert first.success and second.success
         instance._report_runless_asset_event(
             FreshnessStateChange(
@@ -106,7 +115,7 @@ def test_a_scrape_reads_the_last_batch_checks_runs_and_freshness_from_the_instan
     for name, evaluation in evaluations.items():
         labels = (("asset", "raw/users"), ("check", name), ("severity", evaluation.severity.value))
         assert samples[("lakehouse_asset_check_passed", labels)] == int(evaluation.passed)
-    assert not evaluations["reject_rate"].passed  # 25% rejected: this check fails
+    assert not evaluations["reject_rate_warning"].passed  # 25% rejected: over the warn threshold
     total = sum(
         samples[("lakehouse_asset_checks", (("outcome", o), ("severity", s)))]
         for o in ("passed", "failed")

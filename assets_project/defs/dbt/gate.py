@@ -11,9 +11,9 @@ ERROR severity, and the dbt tests of ERROR severity, are blocking).
 * The daily schedule builds only the models none of whose upstream raw tables has a failed
   blocking check (:func:`held_models`), and skips with the reason when that leaves nothing.
 
-Dagster's automation conditions see whether a check failed, not with which severity; so outside
-a run a blocking check that failed with WARN severity (a reject rate in its warn band) also
-holds the models, until a later batch of that source passes. Once the data is fixed (a new
+Dagster's automation conditions see whether a check failed, not with which severity; so every
+blocking check fails only with ERROR (a reject rate in its warn band is the separate,
+non-blocking ``reject_rate_warning``) and a warning never holds the models. Once the data is fixed (a new
 batch that passes, or the checks re-run on fixed data), the gate opens by itself.
 """
 

@@ -36,7 +36,7 @@ from assets_project.lib.quality import (
     shared_unique_values,
 )
 
-BATCH_CHECKS = ("row_conservation", "reject_rate", "batch_volume")
+BATCH_CHECKS = ("row_conservation", "reject_rate", "reject_rate_warning", "batch_volume")
 
 
 def _specs(contract: Contract) -> list[dg.AssetCheckSpec]:
@@ -56,8 +56,13 @@ def _specs(contract: Contract) -> list[dg.AssetCheckSpec]:
             "reject_rate",
             asset=key,
             blocking=True,
-            description=f"Share of this run's batch (of the replayed batches, for a replay) sent to dead-letter: warns above "
-            f"{rate.warn_above:.0%}, fails above {rate.fail_above:.0%}.",
+            description="Share of this run's batch (of the replayed batches, for a replay) sent "
+            f"to dead-letter: fails (ERROR, blocking) above {rate.fail_above:.0%}.",
+        ),
+        dg.AssetCheckSpec(
+            "reject_rate_warning",
+            asset=key,
+            description=f"The same share: warns (WARN, not blocking) above {rate.warn_above:.0%}.",
         ),
         dg.AssetCheckSpec(
             "batch_volume",
@@ -184,7 +189,7 @@ def _batch_results(
             "already_in_lake": already_in_lake,
         },
     )
-    yield _reject_rate_result(contract, key, counts, about, description)
+    yield from _reject_rate_result(contract, key, counts, about, description)
     volume = contract.expected_volume
     in_range = records_read >= volume.min_rows and (
         volume.max_rows is None or records_read <= volume.max_rows
@@ -205,21 +210,28 @@ def _reject_rate_result(
     counts: BatchCounts,
     about: Metadata,
     description: str | None,
-) -> dg.AssetCheckResult:
+) -> Iterator[dg.AssetCheckResult]:
+    """``reject_rate`` (the contract's fail threshold, ERROR, blocking) and
+    ``reject_rate_warning`` (its warn threshold, WARN): two checks, so that a warning never
+    holds the marts (the gate sees that a blocking check failed, not with which severity)."""
     rate = contract.reject_rate
-    over_fail = counts.reject_rate > rate.fail_above
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name="reject_rate",
-        passed=counts.reject_rate <= rate.warn_above,
-        severity=dg.AssetCheckSeverity.ERROR if over_fail else dg.AssetCheckSeverity.WARN,
-        description=description,
-        metadata={
-            **about,
-            "reject_rate": round(counts.reject_rate, 4),
-            "rejected": counts.dead_letter,
-        },
-    )
+    metadata = {
+        **about,
+        "reject_rate": round(counts.reject_rate, 4),
+        "rejected": counts.dead_letter,
+    }
+    for name, threshold, severity in (
+        ("reject_rate", rate.fail_above, dg.AssetCheckSeverity.ERROR),
+        ("reject_rate_warning", rate.warn_above, dg.AssetCheckSeverity.WARN),
+    ):
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=name,
+            passed=counts.reject_rate <= threshold,
+            severity=severity,
+            description=description,
+            metadata={**metadata, "threshold": threshold},
+        )
 
 
 def _replay_results(
@@ -298,7 +310,7 @@ def _replay_results(
         raw=sum(c.raw for c in counts.values()),
         dead_letter=sum(c.dead_letter for c in counts.values()),
     )
-    yield _reject_rate_result(
+    yield from _reject_rate_result(
         contract,
         key,
         total,
