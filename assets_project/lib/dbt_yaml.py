@@ -32,6 +32,7 @@ DBT_PROJECT = Path("dbt_project")
 DBT_PROJECT_DIR = REPO_ROOT / DBT_PROJECT
 SOURCES_PATH = Path("models/staging/_raw__sources.yml")
 MACRO_PATH = Path("macros/contract_values.sql")
+DOCS_PATH = Path("models/staging/_contract_docs.md")
 RAW_DESCRIPTION = (
     "Append-only raw layer in Delta Lake (one table per source contract); contains exact "
     "duplicates, several versions per key and late-arriving events."
@@ -177,6 +178,29 @@ def render_macro(contracts: Sequence[Contract]) -> str:
 """
 
 
+def doc_name(source: str, column: str) -> str:
+    """The dbt docs block of a source contract column: ``{{ doc('raw__<source>__<column>') }}``."""
+    return f"raw__{source}__{column}"
+
+
+def render_docs(contracts: Sequence[Contract]) -> str:
+    """One dbt docs block per source contract column, holding the contract's description.
+
+    Models that take a column over from a source describe it with ``{{ doc(...) }}``: the words
+    stay in the contract, and dbt (and so Dagster's column schema) shows them.
+    """
+    lines = [f"{{# {_COMMAND}: do not edit by hand. #}}", ""]
+    for contract in contracts:
+        for column in contract.columns:
+            lines += [
+                f"{{% docs {doc_name(contract.name, column.name)} %}}",
+                column.description,
+                "{% enddocs %}",
+                "",
+            ]
+    return "\n".join(lines)
+
+
 def generated_files(contracts_dir: Path = CONTRACTS_DIR) -> dict[Path, str]:
     """Each generated file (relative to ``dbt_project/``) with the text the contracts give.
 
@@ -184,7 +208,11 @@ def generated_files(contracts_dir: Path = CONTRACTS_DIR) -> dict[Path, str]:
     """
     load = load_contract.__wrapped__
     contracts = [load(name, contracts_dir) for name in source_names(contracts_dir)]
-    return {SOURCES_PATH: render_sources(contracts), MACRO_PATH: render_macro(contracts)}
+    return {
+        SOURCES_PATH: render_sources(contracts),
+        MACRO_PATH: render_macro(contracts),
+        DOCS_PATH: render_docs(contracts),
+    }
 
 
 def repo_files() -> dict[Path, str]:

@@ -11,6 +11,7 @@ import yaml
 from assets_project.lib.contracts import CONTRACTS_DIR, load_contract
 from assets_project.lib.dbt_yaml import (
     DBT_PROJECT_DIR,
+    DOCS_PATH,
     LOADED_AT_FIELD,
     MACRO_PATH,
     SOURCES_PATH,
@@ -72,7 +73,7 @@ def test_a_changed_enum_changes_the_macro_only(tmp_path: Path) -> None:
     shutil.copytree(CONTRACTS_DIR, contracts)
     committed = {
         relative: (DBT_PROJECT_DIR / relative).read_text()
-        for relative in (SOURCES_PATH, MACRO_PATH)
+        for relative in (SOURCES_PATH, MACRO_PATH, DOCS_PATH)
     }
     assert generated_files(contracts) == committed
 
@@ -83,4 +84,16 @@ def test_a_changed_enum_changes_the_macro_only(tmp_path: Path) -> None:
     write(contracts, "orders", orders)
     files = generated_files(contracts)
     assert files[SOURCES_PATH] == committed[SOURCES_PATH]
+    assert files[DOCS_PATH] == committed[DOCS_PATH]
     assert "'on_hold']," in files[MACRO_PATH] and "'open': [" in files[MACRO_PATH]
+
+
+def test_a_changed_description_changes_its_docs_block(tmp_path: Path) -> None:
+    """The staging models show a contract's words through the generated docs blocks."""
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, contracts)
+    orders = document("orders")
+    prop(orders, "quantity")["description"] = "Units ordered, never zero."
+    write(contracts, "orders", orders)
+    docs = generated_files(contracts)[DOCS_PATH]
+    assert "{% docs raw__orders__quantity %}\nUnits ordered, never zero.\n{% enddocs %}" in docs
