@@ -11,19 +11,10 @@ with source as (
         cast(status as varchar)            as status,
         cast(created_at as timestamp)      as created_at,
         cast(updated_at as timestamp)      as updated_at,
-        cast(_source as varchar)           as _source,
-        cast(_source_line as bigint)       as _source_line,
-        cast(_extracted_at as timestamp)   as _extracted_at
+        {{ lake_metadata_columns() }}
     from {{ source('raw', 'orders') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    {{ latest_version_per_key('order_id', versions=['updated_at']) }}
 
 )
 
-select * from deduplicated
+select * from source
+{{ latest_version_per_key('order_id', versions=['updated_at']) }}

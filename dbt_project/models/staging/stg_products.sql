@@ -7,19 +7,10 @@ with source as (
         cast(category as varchar)          as category,
         cast(unit_price as decimal(12, 2)) as unit_price,
         cast(updated_at as timestamp)      as updated_at,
-        cast(_source as varchar)           as _source,
-        cast(_source_line as bigint)       as _source_line,
-        cast(_extracted_at as timestamp)   as _extracted_at
+        {{ lake_metadata_columns() }}
     from {{ source('raw', 'products') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    {{ latest_version_per_key('product_id', versions=['updated_at']) }}
 
 )
 
-select * from deduplicated
+select * from source
+{{ latest_version_per_key('product_id', versions=['updated_at']) }}

@@ -23,9 +23,7 @@ with source as (
         cast(cast(event_timestamp as timestamp) as date) as event_date,
         cast(properties as varchar)                      as properties,
         cast(amount as decimal(12, 2))                   as amount,
-        cast(_source as varchar)                         as _source,
-        cast(_source_line as bigint)                     as _source_line,
-        cast(_extracted_at as timestamp)                 as _extracted_at
+        {{ lake_metadata_columns() }}
     from {{ source('raw', 'user_events') }}
     {% if is_incremental() %}
     where
