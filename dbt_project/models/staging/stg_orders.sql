@@ -1,17 +1,9 @@
 -- One row per order_id: the newest version. raw.orders holds one row per order from the
 -- PostgreSQL extraction (merged by key) and every version from CSV drops (appended).
+-- Columns and their types: _staging__models.yml (typed_columns casts each raw column).
 with source as (
 
-    select
-        cast(order_id as bigint)           as order_id,
-        cast(user_id as bigint)            as user_id,
-        cast(product_id as bigint)         as product_id,
-        cast(quantity as integer)          as quantity,
-        cast(unit_price as decimal(12, 2)) as unit_price,
-        cast(status as varchar)            as status,
-        cast(created_at as timestamp)      as created_at,
-        cast(updated_at as timestamp)      as updated_at,
-        {{ lake_metadata_columns() }}
+    select {{ typed_columns() }}
     from {{ source('raw', 'orders') }}
 
 )
