@@ -17,7 +17,7 @@
 --   SET VARIABLE revenue_statuses = [...];      -- orders.status, enum subset revenue
 --   SET VARIABLE event_types = [...];           -- user_events.event_type
 --
--- Validation, as in validation.py: a value is missing when empty (NULLIF(x, '')); integers must
+-- Validation, as in validation.py: a value is missing when empty (read as NULL); integers must
 -- match [+-]?[0-9]+ after trim (spaces only) and fit the type; decimals, dates and timestamps
 -- are TRY_CASTs of the trimmed text (timestamps read in UTC); varchar values are taken as they
 -- are (enum, regex and max_length see the untrimmed text). A JSON line must be valid JSON and an
@@ -41,39 +41,36 @@
 
 SET TimeZone = 'UTC';
 
+-- The text of an integer (the trimmed value when it matches [+-]?[0-9]+; TRY_CAST checks the
+-- range), a timestamp read in UTC, and the CSV drops of one source, every column VARCHAR in the
+-- declared order, '' read as missing (NULL).
+CREATE OR REPLACE TEMP MACRO integer_text(x) AS
+    CASE WHEN regexp_full_match(trim(x), '[+-]?[0-9]+') THEN trim(x) END;
+CREATE OR REPLACE TEMP MACRO utc(x) AS TRY_CAST(trim(x) AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
+CREATE OR REPLACE TEMP MACRO landing_csv(source, column_types) AS TABLE
+SELECT * FROM read_csv(
+    getvariable('landing') || '/' || source || '/*.csv',
+    columns = column_types, header = true, auto_detect = false, delim = ',', quote = '"',
+    escape = '"', nullstr = '', allow_quoted_nulls = true, ignore_errors = true,
+    filename = true
+);
+
 -- users ----------------------------------------------------------------------------------------
 CREATE OR REPLACE TEMP TABLE users AS
-WITH src AS (
+WITH typed AS MATERIALIZED (
     SELECT
         filename AS _file,
-        NULLIF(user_id, '') AS user_id,
-        NULLIF(email, '') AS email,
-        NULLIF(signup_date, '') AS signup_date,
-        NULLIF(user_tier, '') AS user_tier,
-        NULLIF(geographic_region, '') AS geographic_region,
-        NULLIF(updated_at, '') AS updated_at
-    FROM read_csv(
-        getvariable('landing') || '/users/*.csv',
-        columns = {
-            'user_id': 'VARCHAR', 'email': 'VARCHAR', 'signup_date': 'VARCHAR',
-            'user_tier': 'VARCHAR', 'geographic_region': 'VARCHAR', 'updated_at': 'VARCHAR'
-        },
-        header = true, auto_detect = false, delim = ',', quote = '"', escape = '"',
-        ignore_errors = true, filename = true
-    )
-),
-typed AS MATERIALIZED (
-    SELECT
-        _file,
-        CASE WHEN regexp_full_match(trim(user_id), '[+-]?[0-9]+')
-            THEN TRY_CAST(trim(user_id) AS BIGINT) END AS user_id,
+        TRY_CAST(integer_text(user_id) AS BIGINT) AS user_id,
         email,
         TRY_CAST(trim(signup_date) AS DATE) AS signup_date,
         user_tier,
         geographic_region,
-        TRY_CAST(trim(updated_at) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS updated_at
-    FROM src
-),
+        utc(updated_at) AS updated_at
+    FROM landing_csv('users', {
+        'user_id': 'VARCHAR', 'email': 'VARCHAR', 'signup_date': 'VARCHAR',
+        'user_tier': 'VARCHAR', 'geographic_region': 'VARCHAR', 'updated_at': 'VARCHAR'
+    })
+)
 SELECT user_id, email, signup_date, user_tier, geographic_region, updated_at
 FROM typed
 WHERE user_id IS NOT NULL
@@ -92,35 +89,19 @@ QUALIFY row_number() OVER (
 
 -- products -------------------------------------------------------------------------------------
 CREATE OR REPLACE TEMP TABLE products AS
-WITH src AS (
+WITH typed AS MATERIALIZED (
     SELECT
         filename AS _file,
-        NULLIF(product_id, '') AS product_id,
-        NULLIF("name", '') AS product_name,
-        NULLIF(category, '') AS category,
-        NULLIF(unit_price, '') AS unit_price,
-        NULLIF(updated_at, '') AS updated_at
-    FROM read_csv(
-        getvariable('landing') || '/products/*.csv',
-        columns = {
-            'product_id': 'VARCHAR', 'name': 'VARCHAR', 'category': 'VARCHAR',
-            'unit_price': 'VARCHAR', 'updated_at': 'VARCHAR'
-        },
-        header = true, auto_detect = false, delim = ',', quote = '"', escape = '"',
-        ignore_errors = true, filename = true
-    )
-),
-typed AS MATERIALIZED (
-    SELECT
-        _file,
-        CASE WHEN regexp_full_match(trim(product_id), '[+-]?[0-9]+')
-            THEN TRY_CAST(trim(product_id) AS BIGINT) END AS product_id,
-        product_name,
+        TRY_CAST(integer_text(product_id) AS BIGINT) AS product_id,
+        "name" AS product_name,
         category,
         TRY_CAST(trim(unit_price) AS DECIMAL(12, 2)) AS unit_price,
-        TRY_CAST(trim(updated_at) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS updated_at
-    FROM src
-),
+        utc(updated_at) AS updated_at
+    FROM landing_csv('products', {
+        'product_id': 'VARCHAR', 'name': 'VARCHAR', 'category': 'VARCHAR',
+        'unit_price': 'VARCHAR', 'updated_at': 'VARCHAR'
+    })
+)
 SELECT product_id, product_name, category, unit_price, updated_at
 FROM typed
 WHERE product_id IS NOT NULL
@@ -136,45 +117,23 @@ QUALIFY row_number() OVER (
 
 -- orders ---------------------------------------------------------------------------------------
 CREATE OR REPLACE TEMP TABLE orders AS
-WITH src AS (
+WITH typed AS MATERIALIZED (
     SELECT
         filename AS _file,
-        NULLIF(order_id, '') AS order_id,
-        NULLIF(user_id, '') AS user_id,
-        NULLIF(product_id, '') AS product_id,
-        NULLIF(quantity, '') AS quantity,
-        NULLIF(unit_price, '') AS unit_price,
-        NULLIF(status, '') AS status,
-        NULLIF(created_at, '') AS created_at,
-        NULLIF(updated_at, '') AS updated_at
-    FROM read_csv(
-        getvariable('landing') || '/orders/*.csv',
-        columns = {
-            'order_id': 'VARCHAR', 'user_id': 'VARCHAR', 'product_id': 'VARCHAR',
-            'quantity': 'VARCHAR', 'unit_price': 'VARCHAR', 'status': 'VARCHAR',
-            'created_at': 'VARCHAR', 'updated_at': 'VARCHAR'
-        },
-        header = true, auto_detect = false, delim = ',', quote = '"', escape = '"',
-        ignore_errors = true, filename = true
-    )
-),
-typed AS MATERIALIZED (
-    SELECT
-        _file,
-        CASE WHEN regexp_full_match(trim(order_id), '[+-]?[0-9]+')
-            THEN TRY_CAST(trim(order_id) AS BIGINT) END AS order_id,
-        CASE WHEN regexp_full_match(trim(user_id), '[+-]?[0-9]+')
-            THEN TRY_CAST(trim(user_id) AS BIGINT) END AS user_id,
-        CASE WHEN regexp_full_match(trim(product_id), '[+-]?[0-9]+')
-            THEN TRY_CAST(trim(product_id) AS BIGINT) END AS product_id,
-        CASE WHEN regexp_full_match(trim(quantity), '[+-]?[0-9]+')
-            THEN TRY_CAST(trim(quantity) AS INTEGER) END AS quantity,
+        TRY_CAST(integer_text(order_id) AS BIGINT) AS order_id,
+        TRY_CAST(integer_text(user_id) AS BIGINT) AS user_id,
+        TRY_CAST(integer_text(product_id) AS BIGINT) AS product_id,
+        TRY_CAST(integer_text(quantity) AS INTEGER) AS quantity,
         TRY_CAST(trim(unit_price) AS DECIMAL(12, 2)) AS unit_price,
         status,
-        TRY_CAST(trim(created_at) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS created_at,
-        TRY_CAST(trim(updated_at) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS updated_at
-    FROM src
-),
+        utc(created_at) AS created_at,
+        utc(updated_at) AS updated_at
+    FROM landing_csv('orders', {
+        'order_id': 'VARCHAR', 'user_id': 'VARCHAR', 'product_id': 'VARCHAR',
+        'quantity': 'VARCHAR', 'unit_price': 'VARCHAR', 'status': 'VARCHAR',
+        'created_at': 'VARCHAR', 'updated_at': 'VARCHAR'
+    })
+)
 SELECT order_id, user_id, product_id, quantity, unit_price, status, created_at, updated_at
 FROM typed
 WHERE order_id IS NOT NULL
@@ -218,10 +177,9 @@ typed AS MATERIALIZED (
     SELECT
         _file,
         NULLIF(f[1], '') AS event_id,
-        CASE WHEN regexp_full_match(trim(f[2]), '[+-]?[0-9]+')
-            THEN TRY_CAST(trim(f[2]) AS BIGINT) END AS user_id,
+        TRY_CAST(integer_text(f[2]) AS BIGINT) AS user_id,
         NULLIF(f[3], '') AS event_type,
-        TRY_CAST(trim(f[4]) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS event_timestamp,
+        utc(f[4]) AS event_timestamp,
         NULLIF(f[5], '') IS NULL OR json_valid(f[5]) AS properties_ok,
         TRY_CAST(trim(f[6]) AS DECIMAL(12, 2)) AS amount,
         NULLIF(f[6], '') IS NULL

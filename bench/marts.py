@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +316,25 @@ def read_event_files(folder: Path) -> pd.DataFrame:
     return events
 
 
+def _missing(df: pd.DataFrame, *columns: str) -> pd.Series:
+    """Rows where any of ``columns`` is missing (a required value)."""
+    return df[list(columns)].isna().any(axis=1)
+
+
+def _newest(
+    df: pd.DataFrame,
+    bad: pd.Series,
+    key: str,
+    *,
+    integers: Sequence[str],
+    versions: Sequence[str] = ("updated_at",),
+) -> pd.DataFrame:
+    """The rows not ``bad``, ``integers`` as int64, the newest per ``key``: the last by
+    ``versions``, then file and line."""
+    df = df[~bad].astype(dict.fromkeys(integers, "int64"))
+    return df.sort_values([*versions, "_file", "_line"]).drop_duplicates(key, keep="last")
+
+
 def pandas_users(landing: Path) -> pd.DataFrame:
     """Valid users, newest version per user_id."""
     df = read_csv_files(landing / "users")
@@ -323,17 +342,13 @@ def pandas_users(landing: Path) -> pd.DataFrame:
     df["signup_date"] = to_date(df["signup_date"])
     df["updated_at"] = to_timestamp(df["updated_at"])
     bad = (
-        df["user_id"].isna()
-        | df["email"].isna()
+        _missing(df, "user_id", "email", "signup_date", "updated_at")
         | ~df["email"].str.fullmatch(EMAIL)
         | (df["email"].str.len() > 254)
-        | df["signup_date"].isna()
         | ~df["user_tier"].isin(TIERS)
         | ~df["geographic_region"].isin(REGIONS)
-        | df["updated_at"].isna()
     )
-    df = df[~bad].astype({"user_id": "int64"})
-    df = df.sort_values(["updated_at", "_file", "_line"]).drop_duplicates("user_id", keep="last")
+    df = _newest(df, bad, "user_id", integers=["user_id"])
     return df[list(MART_COLUMNS["dim_users"])].reset_index(drop=True)
 
 
@@ -344,17 +359,13 @@ def pandas_products(landing: Path) -> pd.DataFrame:
     df["unit_price"] = to_money(df["unit_price"])
     df["updated_at"] = to_timestamp(df["updated_at"])
     bad = (
-        df["product_id"].isna()
-        | df["product_name"].isna()
+        _missing(df, "product_id", "product_name", "unit_price", "updated_at")
         | (df["product_name"].str.len() > 200)
         | ~df["category"].isin(CATEGORIES)
-        | df["unit_price"].isna()
         | (df["unit_price"] < 0)
         | (df["unit_price"] > 100_000)
-        | df["updated_at"].isna()
     )
-    df = df[~bad].astype({"product_id": "int64"})
-    df = df.sort_values(["updated_at", "_file", "_line"]).drop_duplicates("product_id", keep="last")
+    df = _newest(df, bad, "product_id", integers=["product_id"])
     return df[list(MART_COLUMNS["dim_products"])].reset_index(drop=True)
 
 
@@ -368,21 +379,15 @@ def pandas_orders(landing: Path) -> pd.DataFrame:
     df["created_at"] = to_timestamp(df["created_at"])
     df["updated_at"] = to_timestamp(df["updated_at"])
     bad = (
-        df["order_id"].isna()
-        | df["user_id"].isna()
-        | df["product_id"].isna()
-        | df["quantity"].isna()
+        _missing(df, "order_id", "user_id", "product_id", "quantity", "unit_price")
+        | _missing(df, "created_at", "updated_at")
         | (df["quantity"] < 1)
         | (df["quantity"] > 1000)
-        | df["unit_price"].isna()
         | (df["unit_price"] < 0)
         | (df["unit_price"] > 100_000)
         | ~df["status"].isin(STATUSES)
-        | df["created_at"].isna()
-        | df["updated_at"].isna()
     )
-    df = df[~bad].astype({c: "int64" for c in ("order_id", "user_id", "product_id", "quantity")})
-    return df.sort_values(["updated_at", "_file", "_line"]).drop_duplicates("order_id", keep="last")
+    return _newest(df, bad, "order_id", integers=["order_id", "user_id", "product_id", "quantity"])
 
 
 def pandas_events(landing: Path) -> pd.DataFrame:
@@ -392,19 +397,16 @@ def pandas_events(landing: Path) -> pd.DataFrame:
     df["event_timestamp"] = to_timestamp(df["event_timestamp"])
     amount = to_money(df["amount"])
     bad = (
-        df["event_id"].isna()
+        _missing(df, "event_id", "user_id", "event_timestamp")
         | ~df["event_id"].str.fullmatch(UUID)
-        | df["user_id"].isna()
         | ~df["event_type"].isin(EVENT_TYPES)
-        | df["event_timestamp"].isna()
         | ~df["properties_ok"]
         | (df["amount"].notna() & amount.isna())
         | (amount < 0)
         | (amount > 100_000)
     )
     df["amount"] = amount
-    df = df[~bad].astype({"user_id": "int64"})
-    df = df.sort_values(["_file", "_line"]).drop_duplicates("event_id", keep="last")
+    df = _newest(df, bad, "event_id", integers=["user_id"], versions=[])
     return df[["user_id", "event_type", "event_timestamp", "amount"]]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 _SAMPLE_S = 0.05
@@ -99,6 +100,23 @@ def run_worker(module: str, args: Sequence[str], env: Mapping[str, str] | None =
         peak_mib=peak_kib / 1024,
         report=report,
     )
+
+
+class _Timed(Protocol):
+    @property
+    def seconds(self) -> Sequence[float]: ...
+
+
+class RunTimes:
+    """The fastest and the median of a measurement's run times (its ``seconds``, one a run)."""
+
+    @property
+    def min_s(self: _Timed) -> float:
+        return min(self.seconds)
+
+    @property
+    def median_s(self: _Timed) -> float:
+        return statistics.median(self.seconds)
 
 
 def emit(report: Mapping[str, Any]) -> None:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.measure import WorkerRun, emit, run_worker
+from bench.measure import RunTimes, WorkerRun, emit, run_worker
 
 log = logging.getLogger("bench.pipeline")
 
@@ -258,7 +258,7 @@ def worker_main(argv: Sequence[str]) -> None:
 
 
 @dataclass
-class Measurement:
+class Measurement(RunTimes):
     """One implementation's runs in one case at one size."""
 
     case: str
@@ -270,14 +270,6 @@ class Measurement:
     @property
     def seconds(self) -> list[float]:
         return [r.seconds for r in self.runs]
-
-    @property
-    def min_s(self) -> float:
-        return min(self.seconds)
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.seconds)
 
     @property
     def peak_mib(self) -> float:

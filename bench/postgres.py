@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,11 +41,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bench.measure import RunTimes
+
 IMPLEMENTATIONS = ("ours", "ours-incremental", "pandas", "copy-parquet")
 
 
 @dataclass
-class Measurement:
+class Measurement(RunTimes):
     """One implementation's runs at one size."""
 
     implementation: str
@@ -54,10 +55,6 @@ class Measurement:
     seconds: list[float]
     peak_mib: float
     rows_read: int
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.seconds)
 
 
 def _status_kib(key: str) -> int:

@@ -71,6 +71,7 @@ from assets_project.lib.validation import (
     new_connection,
     run_validation,
 )
+from bench.measure import RunTimes
 
 SOURCE = "orders"
 DEFECT_RATE = 0.02
@@ -441,7 +442,7 @@ def _reset_peak() -> bool:
 
 
 @dataclass
-class Measurement:
+class Measurement(RunTimes):
     """One implementation's runs at one size."""
 
     implementation: str
@@ -459,14 +460,6 @@ class Measurement:
     peak_exact: bool = True
     reasons: list[Reason] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def min_s(self) -> float:
-        return min(self.seconds)
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.seconds)
 
     @property
     def median_cpu_s(self) -> float:

@@ -213,6 +213,18 @@ class Column(BaseModel):
         }[self.type]
 
 
+def _not_below(high: str, low: str) -> Any:
+    """A model validator of a warn/fail pair: field ``high`` must not be below field ``low``."""
+
+    @model_validator(mode="after")
+    def check(model: BaseModel) -> BaseModel:
+        if getattr(model, high) < getattr(model, low):
+            raise ValueError(f"{high} must not be below {low}")
+        return model
+
+    return check
+
+
 class Freshness(BaseModel):
     """How stale the raw table may get before the SLA warns, then fails."""
 
@@ -221,11 +233,7 @@ class Freshness(BaseModel):
     warn_after_minutes: int = Field(gt=0)
     fail_after_minutes: int = Field(gt=0)
 
-    @model_validator(mode="after")
-    def _fail_after_warn(self) -> Freshness:
-        if self.fail_after_minutes < self.warn_after_minutes:
-            raise ValueError("fail_after_minutes must not be below warn_after_minutes")
-        return self
+    _fail_after_warn = _not_below("fail_after_minutes", "warn_after_minutes")
 
 
 class RejectRate(BaseModel):
@@ -236,11 +244,7 @@ class RejectRate(BaseModel):
     warn_above: float = Field(ge=0, le=1)
     fail_above: float = Field(ge=0, le=1)
 
-    @model_validator(mode="after")
-    def _fail_above_warn(self) -> RejectRate:
-        if self.fail_above < self.warn_above:
-            raise ValueError("fail_above must not be below warn_above")
-        return self
+    _fail_above_warn = _not_below("fail_above", "warn_above")
 
 
 class Volume(BaseModel):

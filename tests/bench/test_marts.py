@@ -9,10 +9,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets_project.defs.resources import LakeResource
 from assets_project.demo.generate import SOURCES, generate
 from bench.marts import MART_COLUMNS, compare_dirs, compare_marts, run_floor, run_pandas
-from tests.e2e.pipeline import materialize_all
+from tests.e2e.pipeline import lake_in, materialize_all
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +25,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     generate(pristine, size=6000, seed=11, files=3)
     for source in SOURCES:  # the pipeline moves ingested files out of landing
         shutil.copytree(pristine / source, data / "landing" / source)
-    lake = LakeResource(
-        data_dir=str(data),
-        lake_uri=str(data / "lake"),
-        warehouse_path=str(data / "warehouse.duckdb"),
-        settle_seconds=0,
-    )
+    lake = lake_in(data)
     materialize_all(lake, dg.DagsterInstance.ephemeral())
     run_floor(pristine, root / "floor")
     run_pandas(pristine, root / "pandas")

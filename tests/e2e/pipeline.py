@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
 from assets_project.defs.dbt.assets import shop_dbt_models
@@ -15,6 +17,16 @@ from assets_project.defs.resources import KafkaResource, LakeResource, PostgresR
 RAW_ASSETS = [*file_drop_assets, *database_source_assets, *kafka_assets]
 # raw/user_events also reads a Kafka topic; these runs take its ready file drops instead.
 FILES_ONLY = {"ops": {"raw__user_events": {"config": {"channel": "files"}}}}
+
+
+def lake_in(data: Path) -> LakeResource:
+    """The lake resource over the data folder ``data`` (landing, lake, warehouse), no settle delay."""
+    return LakeResource(
+        data_dir=str(data),
+        lake_uri=str(data / "lake"),
+        warehouse_path=str(data / "warehouse.duckdb"),
+        settle_seconds=0,
+    )
 
 
 def pipeline_resources(lake: LakeResource) -> dict[str, object]:

@@ -17,7 +17,13 @@ from assets_project.defs.resources import LakeResource
 from assets_project.demo.generate import generate
 from assets_project.lib.mart_contracts import load_mart_contracts
 from assets_project.lib.mart_suite import rules_of
-from tests.e2e.pipeline import FILES_ONLY, RAW_ASSETS, materialize_all, pipeline_resources
+from tests.e2e.pipeline import (
+    FILES_ONLY,
+    RAW_ASSETS,
+    lake_in,
+    materialize_all,
+    pipeline_resources,
+)
 from tests.e2e.reference import build_reference, record_counts
 
 pytestmark = pytest.mark.slow
@@ -47,12 +53,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     data = root / "data"
     pristine = root / "pristine"
     generate(pristine, size=4000, seed=7, files=2)
-    lake = LakeResource(
-        data_dir=str(data),
-        lake_uri=str(data / "lake"),
-        warehouse_path=str(data / "warehouse.duckdb"),
-        settle_seconds=0,
-    )
+    lake = lake_in(data)
     landing = data / "landing"
     instance = dg.DagsterInstance.ephemeral()
     # Wave 1: the first file of every source. Wave 2: the rest, with the late events, so

@@ -106,6 +106,13 @@ def _refused(layout: LakeLayout, source: str, name: str, data: bytes, match: str
     return str(caught.value)
 
 
+def _parquet(table: pa.Table) -> bytes:
+    """The bytes of a Parquet file holding ``table``."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
 def _only_reason(row: dict) -> dict:
     (reason,) = row["reasons"]
     return reason
@@ -187,15 +194,14 @@ def _one_product(**extra: list) -> pa.Table:
 
 
 def test_parquet_with_a_nested_column_is_refused_before_anything_is_read(
-    layout: LakeLayout, tmp_path: Path
+    layout: LakeLayout,
 ) -> None:
     table = _one_product(meta=[{"colour": "red"}])
-    pq.write_table(table, tmp_path / "p.parquet")
     _refused(
         layout,
         "products",
         "nested.parquet",
-        (tmp_path / "p.parquet").read_bytes(),
+        _parquet(table),
         r"^column meta of type struct<colour: string> cannot be read as text$",
     )
 
@@ -457,9 +463,7 @@ def _not_utf8_strings(values: list[bytes]) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(as_bytes), as_bytes.buffers())
 
 
-def test_parquet_values_that_do_not_cast_go_to_the_dead_letter_table(
-    layout: LakeLayout, tmp_path: Path
-) -> None:
+def test_parquet_values_that_do_not_cast_go_to_the_dead_letter_table(layout: LakeLayout) -> None:
     table = pa.table(
         {
             "product_id": ["1", "abc", "3", "4"],
@@ -469,8 +473,7 @@ def test_parquet_values_that_do_not_cast_go_to_the_dead_letter_table(
             "updated_at": [dt.datetime(2026, 1, 2, 10)] * 4,
         }
     )
-    pq.write_table(table, tmp_path / "p.parquet")
-    data = (tmp_path / "p.parquet").read_bytes()
+    data = _parquet(table)
     _, raw, dlq = _ingest(layout, "products", "text.parquet", data, 4)
     assert [(r["_source_line"], r["product_id"]) for r in raw] == [(1, 1), (3, 3)]
     assert [r["_source_line"] for r in dlq] == [2, 4]
@@ -483,9 +486,7 @@ def test_parquet_values_that_do_not_cast_go_to_the_dead_letter_table(
     assert dlq[1]["record"] == r"4,B\xffwl,home,4,2026-01-02 10:00:00.000000"
 
 
-def test_parquet_with_an_incompatible_physical_type_is_refused(
-    layout: LakeLayout, tmp_path: Path
-) -> None:
+def test_parquet_with_an_incompatible_physical_type_is_refused(layout: LakeLayout) -> None:
     table = pa.table(
         {
             "product_id": [1],
@@ -495,12 +496,11 @@ def test_parquet_with_an_incompatible_physical_type_is_refused(
             "updated_at": pa.array([1_767_348_000_000_000], pa.int64()),
         }
     )
-    pq.write_table(table, tmp_path / "p.parquet")
     _refused(
         layout,
         "products",
         "epoch.parquet",
-        (tmp_path / "p.parquet").read_bytes(),
+        _parquet(table),
         r"^column type changed: updated_at is int64 in the file, the contract says timestamp$",
     )
 
@@ -665,7 +665,7 @@ def test_decimals_in_csv_are_rejected_not_rounded(layout: LakeLayout) -> None:
 
 
 def test_parquet_temporal_and_decimal_values_out_of_range_go_to_the_dead_letter_table(
-    layout: LakeLayout, tmp_path: Path
+    layout: LakeLayout,
 ) -> None:
     """Typed Parquet columns are read as text, so their values meet the same rules."""
     micros = [
@@ -693,8 +693,7 @@ def test_parquet_temporal_and_decimal_values_out_of_range_go_to_the_dead_letter_
             "updated_at": pa.array(micros, pa.timestamp("us")),
         }
     )
-    pq.write_table(products, tmp_path / "p.parquet")
-    data = (tmp_path / "p.parquet").read_bytes()
+    data = _parquet(products)
     _, raw, dlq = _ingest(layout, "products", "range.parquet", data, 5)
     assert [(r["_source_line"], str(r["unit_price"])) for r in raw] == [(1, "1.50")]
     assert _reasons(dlq) == {
@@ -716,8 +715,7 @@ def test_parquet_temporal_and_decimal_values_out_of_range_go_to_the_dead_letter_
             "updated_at": [dt.datetime(2026, 1, 2, 10)] * 4,
         }
     )
-    pq.write_table(users, tmp_path / "u.parquet")
-    data = (tmp_path / "u.parquet").read_bytes()
+    data = _parquet(users)
     _, raw, dlq = _ingest(layout, "users", "range.parquet", data, 4)
     assert [(r["_source_line"], r["signup_date"]) for r in raw] == [(1, dt.date(2026, 1, 2))]
     assert _reasons(dlq) == {
@@ -760,30 +758,20 @@ def test_a_csv_header_with_a_reserved_name_is_refused(layout: LakeLayout, name: 
 
 
 @pytest.mark.parametrize("name", COLLIDING_NAMES)
-def test_a_parquet_column_with_a_reserved_name_is_refused(
-    layout: LakeLayout, tmp_path: Path, name: str
-) -> None:
+def test_a_parquet_column_with_a_reserved_name_is_refused(layout: LakeLayout, name: str) -> None:
     table = _one_product(**{name: ["x"]})
-    pq.write_table(table, tmp_path / "p.parquet")
-    data = (tmp_path / "p.parquet").read_bytes()
+    data = _parquet(table)
     reason = _refused(layout, "products", "clash.parquet", data, "reserved")
     assert name in reason
 
 
-def test_header_names_that_differ_only_in_case_are_duplicates(
-    layout: LakeLayout, tmp_path: Path
-) -> None:
+def test_header_names_that_differ_only_in_case_are_duplicates(layout: LakeLayout) -> None:
     """DuckDB identifiers ignore case: Email and email would read the same column."""
     data = f"{USERS_HEADER},Email\n{user(1)},x@y.co\n".encode()
     _refused(layout, "users", "case.csv", data, r"^duplicate column names in header: email$")
     table = pa.table({"product_id": [1], "Product_ID": [2]})
-    pq.write_table(table, tmp_path / "p.parquet")
     _refused(
-        layout,
-        "products",
-        "case.parquet",
-        (tmp_path / "p.parquet").read_bytes(),
-        r"^duplicate column names: product_id$",
+        layout, "products", "case.parquet", _parquet(table), r"^duplicate column names: product_id$"
     )
 
 

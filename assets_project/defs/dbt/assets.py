@@ -11,8 +11,7 @@ from assets_project.defs.dbt.project import dbt_project
 from assets_project.defs.dbt.translator import ShopDbtTranslator
 from assets_project.defs.metadata import metadata_int, table_metadata
 from assets_project.defs.resources import LakeResource
-from assets_project.defs.sources import CONTRACTS, WAREHOUSE_POOL
-from assets_project.lib.lake import ensure_source_tables
+from assets_project.defs.sources import WAREHOUSE_POOL
 from assets_project.lib.warehouse import TableFacts, table_facts
 
 #: The WARN check (a dbt singular test) that counts the events agg_events_per_minute leaves
@@ -81,8 +80,6 @@ def shop_dbt_models(
     lake: LakeResource,
 ) -> Iterator[Any]:
     """Build the selected dbt models and run their tests against the DuckDB warehouse."""
-    for contract in CONTRACTS:
-        ensure_source_tables(lake.layout, contract)  # a source never ingested reads as empty
     with lake.dbt_environment():
         invocation = dbt.cli(config.dbt_args(), context=context)
     # Row counts and column types are read once dbt has released the warehouse file: DuckDB

@@ -1,29 +1,12 @@
 -- One row per order_id: the newest version. raw.orders holds one row per order from the
 -- PostgreSQL extraction (merged by key) and every version from CSV drops (appended).
+-- Columns and their types: _staging__models.yml (typed_columns casts each raw column).
 with source as (
 
-    select
-        cast(order_id as bigint)           as order_id,
-        cast(user_id as bigint)            as user_id,
-        cast(product_id as bigint)         as product_id,
-        cast(quantity as integer)          as quantity,
-        cast(unit_price as decimal(12, 2)) as unit_price,
-        cast(status as varchar)            as status,
-        cast(created_at as timestamp)      as created_at,
-        cast(updated_at as timestamp)      as updated_at,
-        cast(_source as varchar)           as _source,
-        cast(_source_line as bigint)       as _source_line,
-        cast(_extracted_at as timestamp)   as _extracted_at
+    select {{ typed_columns() }}
     from {{ source('raw', 'orders') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    {{ latest_version_per_key('order_id', versions=['updated_at']) }}
 
 )
 
-select * from deduplicated
+select * from source
+{{ latest_version_per_key('order_id', versions=['updated_at']) }}

@@ -1,25 +1,11 @@
 -- One row per product_id: the newest version from the append-only raw table.
+-- Columns and their types: _staging__models.yml (typed_columns casts each raw column).
 with source as (
 
-    select
-        cast(product_id as bigint)         as product_id,
-        cast(name as varchar)              as product_name,
-        cast(category as varchar)          as category,
-        cast(unit_price as decimal(12, 2)) as unit_price,
-        cast(updated_at as timestamp)      as updated_at,
-        cast(_source as varchar)           as _source,
-        cast(_source_line as bigint)       as _source_line,
-        cast(_extracted_at as timestamp)   as _extracted_at
+    select {{ typed_columns(expressions={'product_name': 'name'}) }}
     from {{ source('raw', 'products') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    {{ latest_version_per_key('product_id', versions=['updated_at']) }}
 
 )
 
-select * from deduplicated
+select * from source
+{{ latest_version_per_key('product_id', versions=['updated_at']) }}

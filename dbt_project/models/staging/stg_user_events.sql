@@ -13,19 +13,10 @@
 -- whose Delta commits finished out of order are picked up; an existing row is only
 -- replaced by a strictly newer version, so an incremental run yields exactly the
 -- same table as a full refresh.
+-- Columns and their types: _staging__models.yml (typed_columns casts each raw column).
 with source as (
 
-    select
-        cast(event_id as varchar)                        as event_id,
-        cast(user_id as bigint)                          as user_id,
-        cast(event_type as varchar)                      as event_type,
-        cast(event_timestamp as timestamp)               as event_timestamp,
-        cast(cast(event_timestamp as timestamp) as date) as event_date,
-        cast(properties as varchar)                      as properties,
-        cast(amount as decimal(12, 2))                   as amount,
-        cast(_source as varchar)                         as _source,
-        cast(_source_line as bigint)                     as _source_line,
-        cast(_extracted_at as timestamp)                 as _extracted_at
+    select {{ typed_columns(expressions={'event_date': 'cast(event_timestamp as timestamp)'}) }}
     from {{ source('raw', 'user_events') }}
     {% if is_incremental() %}
     where

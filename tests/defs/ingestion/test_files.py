@@ -192,14 +192,19 @@ def _break_lake(lake: LakeResource) -> Path:
     return blocker
 
 
+def _users_drop_on_a_broken_lake(lake: LakeResource, name: str) -> tuple[Path, Path, Clock]:
+    """A settled users drop ``name`` on a broken lake: its landing folder, the lake's blocker
+    (unlink it to mend the lake) and a fresh clock for the sensor."""
+    landing = Path(lake.data_dir) / "landing" / "users"
+    _settled(landing / name, HEADER + ROW)
+    return landing, _break_lake(lake), Clock()
+
+
 def test_failed_file_is_retried_after_backoff_and_ingested_once_the_fault_is_gone(
     lake: LakeResource, instance: dg.DagsterInstance
 ) -> None:
     data = Path(lake.data_dir)
-    landing = data / "landing" / "users"
-    _settled(landing / "users_0003.csv", HEADER + ROW)
-    blocker = _break_lake(lake)
-    clock = Clock()
+    landing, blocker, clock = _users_drop_on_a_broken_lake(lake, "users_0003.csv")
 
     first = _tick(lake, None, instance, POLICY, clock)
     (request,) = first.run_requests
@@ -239,10 +244,7 @@ def test_file_that_keeps_failing_is_quarantined_after_max_attempts_with_its_erro
     lake: LakeResource, instance: dg.DagsterInstance
 ) -> None:
     data = Path(lake.data_dir)
-    landing = data / "landing" / "users"
-    _settled(landing / "users_0004.csv", HEADER + ROW)
-    _break_lake(lake)
-    clock = Clock()
+    landing, _, clock = _users_drop_on_a_broken_lake(lake, "users_0004.csv")
     error = "NotADirectoryError: [Errno 20] Not a directory"
 
     tick = _tick(lake, None, instance, POLICY, clock)
