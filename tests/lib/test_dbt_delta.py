@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 from dbt.adapters.duckdb.utils import SourceConfig
+from deltalake import write_deltalake
 
 from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.resources import LakeResource
