@@ -54,9 +54,19 @@ dbt-manifest: install
 dbt-yaml: install
 	$(PY) -m assets_project contracts generate
 
+## The instance settings: dagster.yaml, plus Dagster's state in PostgreSQL when
+## DAGSTER_STORAGE=postgres (deploy/dagster.postgres.yaml; connection from DAGSTER_PG_HOST,
+## DAGSTER_PG_PORT, DAGSTER_PG_DB, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD).
+## The default keeps the embedded SQLite storage under DAGSTER_HOME.
+DAGSTER_STORAGE ?= sqlite
 dagster-home:
+	@case "$(DAGSTER_STORAGE)" in sqlite|postgres) ;; \
+		*) echo "DAGSTER_STORAGE must be sqlite or postgres, not '$(DAGSTER_STORAGE)'" >&2; exit 2;; esac
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@if [ "$(DAGSTER_STORAGE)" = postgres ]; then \
+		printf '\n' >> $(DAGSTER_HOME)/dagster.yaml && \
+		cat deploy/dagster.postgres.yaml >> $(DAGSTER_HOME)/dagster.yaml; fi
 
 ## The UI and the daemon; once the UI answers, its URL and three things to try are printed.
 ## dagster dev runs in the foreground (exec) so that Ctrl-C reaches it; the welcome watches its
