@@ -29,7 +29,7 @@ import dagster as dg
 
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.metadata import NULL_COUNTS, metadata_int
-from assets_project.defs.quality.checks import judged_batch
+from assets_project.defs.quality.checks import JudgedBatch, judged_batch
 from assets_project.defs.sources import CONTRACTS, REPLAY_CHANNEL, raw_asset_key
 from assets_project.lib.anomaly import (
     MIN_HISTORY,
@@ -150,11 +150,22 @@ def build_anomaly_checks(contract: Contract) -> dg.AssetChecksDefinition:
                 contract, key, "The files' content was already in the lake: no new batch.", about
             )
             return
+        if rows == 0 and not _read_a_file(batch):
+            # A run that found nothing to read (no file waiting, nothing new in the database or
+            # the topic) brought no batch; a source that goes quiet is source_stopped's verdict.
+            yield from _passing_all(contract, key, "No new records arrived: no batch.", about)
+            return
         volumes = [n for m in history if (n := metadata_int(m, "rows_in"))]
         yield verdict_result(key, "volume_anomaly", volume_verdict(rows, volumes), **about)
         yield from _null_rate_results(contract, key, batch.materialization.metadata, history, about)
 
     return _checks
+
+
+def _read_a_file(batch: JudgedBatch) -> bool:
+    """Whether the batch's run read a dropped file (an empty one is a batch of zero rows)."""
+    files = batch.value("files")
+    return batch.value("channel") == "files" and isinstance(files, list) and bool(files)
 
 
 def _null_rate_results(
