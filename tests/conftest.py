@@ -13,6 +13,7 @@ import pytest
 
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.lake import LakeLayout
+from tests.services.s3 import MotoS3, S3Unavailable
 from tests.services.tansu import BrokerUnavailable, TansuBroker
 
 
@@ -80,3 +81,50 @@ def kafka_topic(kafka_broker: TansuBroker, request: pytest.FixtureRequest) -> st
 
 # A real PostgreSQL server (postgres_server) and a fresh database per test (postgres_url).
 from tests.postgres_server import postgres_server, postgres_url  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3]:
+    """A moto S3 server (a real HTTP S3 API on a free 127.0.0.1 port) for the whole session."""
+    try:
+        server = MotoS3.start()
+    except S3Unavailable as exc:
+        require_service(False, f"moto's S3 server ({exc})", "pip install 'moto[server]'")
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> MotoS3:
+    """The S3 server, with its endpoint and credentials in this test's environment (where
+    delta-rs, boto3 and dagster-aws read them, as in production)."""
+    for name, value in s3_server.environment.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_S3_LOCKING_PROVIDER", "AWS_CONDITIONAL_PUT", "AWS_S3_ALLOW_UNSAFE_RENAME"):
+        monkeypatch.delenv(name, raising=False)
+    return s3_server
+
+
+@pytest.fixture
+def s3_layout(s3: MotoS3, layout: LakeLayout) -> LakeLayout:
+    """``layout`` with the lake in a fresh bucket (``s3://<bucket>/lake``)."""
+    bucket = s3.create_bucket()
+    return LakeLayout(
+        data_dir=layout.data_dir,
+        lake_uri=f"s3://{bucket}/lake",
+        warehouse_path=layout.warehouse_path,
+    )
+
+
+@pytest.fixture
+def s3_lake(s3_layout: LakeLayout) -> LakeResource:
+    """The lake resource over ``s3_layout``, with no settle delay."""
+    return LakeResource(
+        data_dir=str(s3_layout.data_dir),
+        lake_uri=s3_layout.lake_uri,
+        warehouse_path=str(s3_layout.warehouse_path),
+        settle_seconds=0,
+    )

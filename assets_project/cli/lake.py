@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from assets_project.lib.contracts import source_names
-from assets_project.lib.lake import LakeLayout
+from assets_project.lib.lake import LakeLayout, delta_table
 from assets_project.lib.maintenance import table_stats
 from assets_project.lib.timetravel import AsOf, history, parse_as_of, read_as_of, restore
 
@@ -73,7 +73,7 @@ def show(layout: LakeLayout, out: TextIO) -> int:
             if not DeltaTable.is_deltatable(uri):
                 rows.append((f"{kind}/{source}", "-", "-", "-", "-", "not created yet"))
                 continue
-            table = DeltaTable(uri)
+            table = delta_table(uri)
             stats = table_stats(table)
             last = table.history(1)[0]
             rows.append(
@@ -110,7 +110,7 @@ def show_history(uri: str, limit: int | None, out: TextIO) -> int:
             c.batch_id or "",
             _ledger(c.app_transactions),
         )
-        for c in history(DeltaTable(uri), limit)
+        for c in history(delta_table(uri), limit)
     ]
     _print_rows(out, ("version", "timestamp (UTC)", "operation", "batch_id", "app txns"), rows)
     return 0
@@ -152,8 +152,8 @@ def _plain(rows: pa.Table) -> pa.Table:
 
 def restore_table(uri: str, when: AsOf, yes: bool, out: TextIO) -> int:
     """Restore the table to ``when`` (only with ``yes``; otherwise say what would happen)."""
-    table = DeltaTable(uri)
-    target = DeltaTable(uri)
+    table = delta_table(uri)
+    target = delta_table(uri)
     target.load_as_version(when)
     if not yes:
         out.write(

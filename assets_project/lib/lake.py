@@ -95,10 +95,47 @@ class LakeLayout:
         return f"{self.lake_uri.rstrip('/')}/dlq/{source}"
 
 
+OBJECT_STORE_SCHEMES = ("s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://")
+# Variables that choose how delta-rs makes an S3 commit atomic; with none of them set, the lake
+# uses S3's own conditional writes (If-None-Match), which AWS S3, MinIO, R2 and moto support.
+S3_COMMIT_VARIABLES = (
+    "AWS_S3_LOCKING_PROVIDER",
+    "AWS_CONDITIONAL_PUT",
+    "AWS_S3_ALLOW_UNSAFE_RENAME",
+)
+
+
+def is_object_store(uri: str) -> bool:
+    """Whether ``uri`` names an object store (S3, GCS, Azure) rather than a local folder."""
+    return uri.startswith(OBJECT_STORE_SCHEMES)
+
+
+def storage_options(uri: str) -> dict[str, str] | None:
+    """delta-rs storage options for the lake at ``uri``: none on local disk; on S3, commits
+    by conditional put (put-if-absent of the next log entry), so that concurrent writers never
+    overwrite each other's commit and no DynamoDB lock table is needed.
+
+    Endpoint, region and credentials are *not* here: delta-rs reads them from the environment
+    (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_SESSION_TOKEN``, ``AWS_ALLOW_HTTP``, or an instance role), so no secret ever passes
+    through the project's code, run config or metadata.
+    """
+    if not uri.startswith(("s3://", "s3a://")):
+        return None
+    if any(os.environ.get(name) for name in S3_COMMIT_VARIABLES):
+        return {}
+    return {"conditional_put": "etag"}
+
+
+def delta_table(uri: str, version: int | str | None = None) -> DeltaTable:
+    """The Delta table at ``uri`` (at ``version``), opened with the lake's storage options."""
+    return DeltaTable(uri, version=version, storage_options=storage_options(uri))
+
+
 def open_table(uri: str) -> DeltaTable | None:
     """The Delta table at ``uri``, or None when none was created there yet."""
     try:
-        return DeltaTable(uri)
+        return delta_table(uri)
     except TableNotFoundError:
         return None
 
@@ -124,9 +161,11 @@ def register_delta(connection: duckdb.DuckDBPyConnection, name: str, table: Delt
 
 def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None = None) -> DeltaTable:
     """Create an empty Delta table at ``uri`` with ``schema`` unless one exists."""
-    if not uri.startswith(("s3://", "s3a://", "gs://", "az://", "abfss://")):
+    if not is_object_store(uri):
         Path(uri).mkdir(parents=True, exist_ok=True)
-    return DeltaTable.create(uri, schema, mode="ignore", partition_by=partition_by)
+    return DeltaTable.create(
+        uri, schema, mode="ignore", partition_by=partition_by, storage_options=storage_options(uri)
+    )
 
 
 def ensure_source_tables(layout: LakeLayout, contract: Contract) -> None:

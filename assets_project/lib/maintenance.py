@@ -34,6 +34,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from assets_project.lib.contracts import Contract
+from assets_project.lib.lake import delta_table
 from assets_project.lib.timetravel import app_transactions, log_files
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def compact(
     """
     properties = CommitProperties(custom_metadata=metadata or {})
     for attempt in range(1, COMPACTION_ATTEMPTS + 1):
-        table = DeltaTable(uri)
+        table = delta_table(uri)
         try:
             if settings.z_order:
                 metrics = table.optimize.z_order(
@@ -221,7 +222,7 @@ def maintain(
     """
     started = time.perf_counter()
     check_retention(settings.retention, settings.allow_short_retention)
-    table = DeltaTable(uri)
+    table = delta_table(uri)
     ledger = app_transactions(table)
     report = MaintenanceReport(uri=uri, before=table_stats(table, settings.small_file_bytes))
     if settings.compact:
@@ -229,7 +230,7 @@ def maintain(
         report.files_compacted = int(metrics.get("numFilesRemoved", 0))
         report.files_written = int(metrics.get("numFilesAdded", 0))
         report.steps.append("z_order" if settings.z_order else "compact")
-    table = DeltaTable(uri)
+    table = delta_table(uri)
     if settings.vacuum:
         hours = math.ceil(settings.retention.total_seconds() / 3600)
         removed = table.vacuum(
@@ -248,7 +249,7 @@ def maintain(
         table.cleanup_metadata()
         report.log_entries_removed = max(0, entries - len(log_files(table)[1]))
         report.steps.append("checkpoint")
-    table = DeltaTable(uri)
+    table = delta_table(uri)
     lost = sorted(app for app in ledger if table.transaction_version(app) is None)
     if lost:
         raise LedgerLostError(f"{uri}: app transactions lost by maintenance: {lost[:5]}")

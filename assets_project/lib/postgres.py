@@ -52,6 +52,7 @@ from assets_project.lib.failpoints import failpoint
 from assets_project.lib.lake import (
     PARTITION_COLUMN,
     LakeLayout,
+    delta_table,
     ensure_source_tables,
     open_table,
     raw_schema,
@@ -434,7 +435,7 @@ def _sync_dead_letter(
 ) -> None:
     """Bring the dead-letter watermark up to the raw one when a run died between them."""
     if watermarks.raw is not None and watermarks.dead_letter != watermarks.raw:
-        _stamp(DeltaTable(layout.dlq_uri(contract.name)), app_id, watermarks.raw)
+        _stamp(delta_table(layout.dlq_uri(contract.name)), app_id, watermarks.raw)
 
 
 def _write(
@@ -465,7 +466,7 @@ def _write(
             contract.update_time,
         )
         reader = newest.reader()
-        raw = DeltaTable(layout.raw_uri(contract.name))
+        raw = delta_table(layout.raw_uri(contract.name))
         metadata = {"batch_id": batch_id, "mode": mode}
         with source_error_as_itself(stream):
             if mode == "full":
@@ -508,7 +509,7 @@ def _write(
         rejects = spool.finish()
         result.rows_rejected = spool.rows
         result.reject_reasons = sorted_reasons(spool.reasons)
-        dlq = DeltaTable(layout.dlq_uri(contract.name))
+        dlq = delta_table(layout.dlq_uri(contract.name))
         if rejects.num_rows:
             stats = (
                 dlq.merge(

@@ -48,6 +48,7 @@ from assets_project.lib.failpoints import failpoint
 from assets_project.lib.lake import (
     PARTITION_COLUMN,
     LakeLayout,
+    delta_table,
     ensure_table,
     lake_connection,
     open_table,
@@ -230,7 +231,7 @@ def _delete_from_dead_letter(layout: LakeLayout, contract: Contract, moved: _Mov
     (another replay deleting the same rows): retried, the delete finds what is left.
     """
     if moved.passed.num_rows:
-        DeltaTable(layout.dlq_uri(contract.name)).merge(
+        delta_table(layout.dlq_uri(contract.name)).merge(
             source=moved.passed,
             predicate=" AND ".join(f"t.{c} = s.{c}" for c in IDENTITY),
             source_alias="s",

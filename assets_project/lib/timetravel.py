@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError
 
+from assets_project.lib.lake import delta_table
+
 log = logging.getLogger(__name__)
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
@@ -60,7 +62,7 @@ def parse_as_of(text: str) -> AsOf:
 
 def open_as_of(uri: str, as_of: AsOf | None = None) -> DeltaTable:
     """The table at ``uri`` as of a version or a time (the newest version when None)."""
-    table = DeltaTable(uri)
+    table = delta_table(uri)
     if as_of is not None:
         table.load_as_version(as_of)
     return table
@@ -185,7 +187,7 @@ def restore(
     target_version = target_table.version()
     target_ledger = app_transactions(target_table)
     for attempt in range(1, attempts + 1):
-        table = DeltaTable(uri)
+        table = delta_table(uri)
         previous = table.version()
         if target_version > previous:
             raise ValueError(f"{uri}: version {target_version} is newer than {previous}")

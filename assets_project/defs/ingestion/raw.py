@@ -9,7 +9,6 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from assets_project.defs.ingestion.replay import replay_metadata
 from assets_project.defs.metadata import (
@@ -21,7 +20,12 @@ from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import raw_asset_key, table_pool
 from assets_project.lib.contracts import CONTRACTS_ROOT, Column, Contract, contract_path
 from assets_project.lib.ingest import FileChangedError, IngestResult, ingest_file
-from assets_project.lib.lake import METADATA_DESCRIPTIONS, ensure_source_tables, raw_schema
+from assets_project.lib.lake import (
+    METADATA_DESCRIPTIONS,
+    delta_table,
+    ensure_source_tables,
+    raw_schema,
+)
 from assets_project.lib.landing import (
     DropFile,
     LandingPolicy,
@@ -238,7 +242,7 @@ def lake_table_metadata(
     the time of its newest record and, given the ``batch_id`` of an ingestion, that batch's
     null counts (the anomaly checks judge both)."""
     layout = lake.layout
-    table = DeltaTable(layout.raw_uri(contract.name))
+    table = delta_table(layout.raw_uri(contract.name))
     newest = newest_event_time(layout, contract)
     batch: Metadata = {}
     if batch_id is not None:
@@ -250,7 +254,7 @@ def lake_table_metadata(
         else dg.MetadataValue.null(),
         **batch,
         "delta_version": table.version(),
-        "dlq_delta_version": DeltaTable(layout.dlq_uri(contract.name)).version(),
+        "dlq_delta_version": delta_table(layout.dlq_uri(contract.name)).version(),
         "table_uri": layout.raw_uri(contract.name),
         **table_metadata(
             column_schema=column_schema(contract, pa.schema(table.schema().to_arrow())),

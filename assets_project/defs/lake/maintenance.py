@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import CONTRACTS, raw_asset_key, table_pool
 from assets_project.lib.contracts import Contract
-from assets_project.lib.lake import ensure_source_tables
+from assets_project.lib.lake import delta_table, ensure_source_tables
 from assets_project.lib.maintenance import (
     DEFAULT_MAX_SMALL_FILES,
     MIN_RETENTION,
@@ -126,7 +126,7 @@ def build_small_files_check(contract: Contract) -> dg.AssetChecksDefinition:
         for prefix, uri in (("raw", layout.raw_uri(source)), ("dlq", layout.dlq_uri(source))):
             if not DeltaTable.is_deltatable(uri):
                 continue
-            stats = table_stats(DeltaTable(uri))
+            stats = table_stats(delta_table(uri))
             metadata.update(stats.as_metadata(prefix))
             worst = max(worst, stats.compactable_small_files)
         return dg.AssetCheckResult(

@@ -55,7 +55,13 @@ from assets_project.lib.kafka.offsets import (
     transaction_app_id,
 )
 from assets_project.lib.kafka.settings import CONSUMER_DEFAULTS, KafkaSettings
-from assets_project.lib.lake import DLQ_SCHEMA, LakeLayout, ensure_source_tables, raw_schema
+from assets_project.lib.lake import (
+    DLQ_SCHEMA,
+    LakeLayout,
+    delta_table,
+    ensure_source_tables,
+    raw_schema,
+)
 from assets_project.lib.validation import (
     LINE_TEXT,
     ValidationQuery,
@@ -476,7 +482,7 @@ class StreamIngestor:
         The commit is made from this snapshot, so Delta's conflict check also refuses it when
         another run commits the same partitions' app transactions in the meantime.
         """
-        table = DeltaTable(uri)
+        table = delta_table(uri)
         for partition in chunk.next:
             found = table.transaction_version(transaction_app_id(self.topic, partition))
             expected = None if stored[partition] < 0 else stored[partition]
