@@ -128,3 +128,13 @@ def s3_lake(s3_layout: LakeLayout) -> LakeResource:
         warehouse_path=str(s3_layout.warehouse_path),
         settle_seconds=0,
     )
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake_layout(request: pytest.FixtureRequest, layout: LakeLayout) -> LakeLayout:
+    """``layout`` with its lake on local disk, then (second parameter) on moto's S3: a test that
+    takes it runs once per store, with the same code."""
+    if request.param == "local":
+        return layout
+    s3_layout: LakeLayout = request.getfixturevalue("s3_layout")
+    return s3_layout

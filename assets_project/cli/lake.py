@@ -25,10 +25,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from assets_project.lib.contracts import source_names
-from assets_project.lib.lake import LakeLayout, delta_table
+from assets_project.lib.lake import LakeLayout, delta_table, is_delta_table
 from assets_project.lib.maintenance import table_stats
 from assets_project.lib.timetravel import AsOf, history, parse_as_of, read_as_of, restore
 
@@ -70,7 +69,7 @@ def show(layout: LakeLayout, out: TextIO) -> int:
     for source in source_names():
         for kind in KINDS:
             uri = table_uri(layout, f"{kind}/{source}")
-            if not DeltaTable.is_deltatable(uri):
+            if not is_delta_table(uri):
                 rows.append((f"{kind}/{source}", "-", "-", "-", "-", "not created yet"))
                 continue
             table = delta_table(uri)
@@ -205,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "show":
             return show(layout, out)
         uri = table_uri(layout, args.table)
-        if not DeltaTable.is_deltatable(uri):
+        if not is_delta_table(uri):
             sys.stderr.write(f"{args.table}: no Delta table at {uri} yet\n")
             return 1
         if args.command == "history":

@@ -132,6 +132,15 @@ def delta_table(uri: str, version: int | str | None = None) -> DeltaTable:
     return DeltaTable(uri, version=version, storage_options=storage_options(uri))
 
 
+def is_delta_table(uri: str) -> bool:
+    """Whether a Delta table exists at ``uri`` (local or object store).
+
+    An unreachable object store (no such bucket, credentials refused) raises ``OSError`` rather
+    than answering False, so that a misconfigured lake is never mistaken for an empty one.
+    """
+    return DeltaTable.is_deltatable(uri, storage_options(uri))
+
+
 def open_table(uri: str) -> DeltaTable | None:
     """The Delta table at ``uri``, or None when none was created there yet."""
     try:

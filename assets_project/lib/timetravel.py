@@ -60,10 +60,31 @@ def parse_as_of(text: str) -> AsOf:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def version_at(table: DeltaTable, moment: datetime) -> int:
+    """The newest version of ``table`` committed at or before ``moment`` (naive means UTC).
+
+    Decided by each commit's own timestamp (``commitInfo.timestamp``, milliseconds), not by the
+    log entry's modification time as delta-rs does: an object store keeps that to the second
+    only (S3's ``LastModified``), which would blur the commits made within one second.
+    """
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    cutoff = aware.timestamp() * 1000
+    found = [
+        int(info["version"])
+        for info in table.history()
+        if "timestamp" in info and info["timestamp"] <= cutoff
+    ]
+    if not found:
+        raise ValueError(f"{table.table_uri}: no version was committed at or before {aware}")
+    return max(found)
+
+
 def open_as_of(uri: str, as_of: AsOf | None = None) -> DeltaTable:
     """The table at ``uri`` as of a version or a time (the newest version when None)."""
     table = delta_table(uri)
-    if as_of is not None:
+    if isinstance(as_of, datetime):
+        table.load_as_version(version_at(table, as_of))
+    elif as_of is not None:
         table.load_as_version(as_of)
     return table
 

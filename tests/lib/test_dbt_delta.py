@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -14,35 +15,55 @@ from assets_project.defs.dbt.resources import dbt_resource
 from assets_project.defs.resources import LakeResource
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.dbt_delta import Plugin
-from assets_project.lib.lake import LakeLayout, raw_schema
+from assets_project.lib.lake import (
+    LakeLayout,
+    is_delta_table,
+    is_object_store,
+    raw_schema,
+    storage_options,
+)
 
 
-def _source(layout: LakeLayout, name: str) -> SourceConfig:
+def _source(layout: LakeLayout, name: str, **pins: str) -> SourceConfig:
     return SourceConfig(
         name=name,
         identifier=name,
         schema="raw",
         database=None,
-        meta={"plugin": "delta", "delta_table_path": layout.raw_uri(name)},
+        meta={"plugin": "delta", "delta_table_path": layout.raw_uri(name), **pins},
         tags=[],
     )
 
 
 def test_a_raw_table_not_written_yet_reads_as_empty_with_its_contract_schema(
-    layout: LakeLayout,
+    lake_layout: LakeLayout,
 ) -> None:
-    table = Plugin("delta", {}).load(_source(layout, "orders"))
+    table = Plugin("delta", {}).load(_source(lake_layout, "orders"))
     assert isinstance(table, pa.Table)
     assert table.num_rows == 0
     assert table.schema == raw_schema(load_contract("orders"))
-    assert not Path(layout.lake_uri).exists()
+    assert not (lake_layout.data_dir / "lake").exists()
+    if is_object_store(lake_layout.lake_uri):
+        assert not is_delta_table(lake_layout.raw_uri("orders"))
 
 
-def test_a_written_table_is_read_from_the_lake(layout: LakeLayout) -> None:
-    written = pa.table({"product_id": [1, 2]})
-    write_deltalake(layout.raw_uri("products"), written)
-    read = Plugin("delta", {}).load(_source(layout, "products"))
-    assert read.to_table() == written
+def test_a_written_table_is_read_from_the_lake_as_of_a_version_or_a_time(
+    lake_layout: LakeLayout,
+) -> None:
+    uri = lake_layout.raw_uri("products")
+    first = pa.table({"product_id": [1, 2]})
+    write_deltalake(uri, first, storage_options=storage_options(uri))
+    moment = datetime.now(UTC)
+    write_deltalake(
+        uri, pa.table({"product_id": [3]}), mode="append", storage_options=storage_options(uri)
+    )
+    plugin = Plugin("delta", {})
+    assert plugin.load(_source(lake_layout, "products")).to_table().num_rows == 3
+    pinned = plugin.load(_source(lake_layout, "products", as_of_version="0"))
+    assert pinned.to_table() == first
+    # Within the same second as the next commit: S3 keeps modification times to the second.
+    at = plugin.load(_source(lake_layout, "products", as_of_datetime=moment.isoformat()))
+    assert at.to_table() == first
 
 
 @pytest.mark.slow

@@ -48,12 +48,12 @@ def user_ids(table: DeltaTable) -> list[int]:
     return sorted(table.to_pyarrow_table(columns=["user_id"])["user_id"].to_pylist())
 
 
-def test_every_version_reads_back_exactly_as_it_was(layout: LakeLayout) -> None:
-    uri = layout.raw_uri("users")
+def test_every_version_reads_back_exactly_as_it_was(lake_layout: LakeLayout) -> None:
+    uri = lake_layout.raw_uri("users")
     snapshots: dict[int, list[dict]] = {}
     moments: dict[int, datetime] = {}
     for n in range(4):
-        ingest(layout, drop(layout, n))
+        ingest(lake_layout, drop(lake_layout, n))
         table = DeltaTable(uri)
         snapshots[table.version()] = sorted(
             table.to_pyarrow_table().to_pylist(), key=lambda r: r["user_id"]
@@ -75,14 +75,14 @@ def test_every_version_reads_back_exactly_as_it_was(layout: LakeLayout) -> None:
 
 
 def test_restore_is_a_new_commit_and_ingestion_takes_up_again_what_it_removed(
-    layout: LakeLayout,
+    lake_layout: LakeLayout,
 ) -> None:
-    uri = layout.raw_uri("users")
-    paths = [drop(layout, n) for n in range(3)]
-    ingest(layout, paths[0])
+    uri = lake_layout.raw_uri("users")
+    paths = [drop(lake_layout, n) for n in range(3)]
+    ingest(lake_layout, paths[0])
     kept = DeltaTable(uri).version()
     for path in paths[1:]:
-        ingest(layout, path)
+        ingest(lake_layout, path)
     before = DeltaTable(uri).version()
 
     result = restore(uri, kept)
@@ -92,23 +92,23 @@ def test_restore_is_a_new_commit_and_ingestion_takes_up_again_what_it_removed(
     assert table.history(1)[0]["operation"] == "RESTORE"
     assert user_ids(table) == list(range(0, 20))
     # The ledger went back with the rows: the removed drops are not marked ingested any more.
-    removed = {transaction_id(ingest(layout, p).sha256) for p in paths[1:]}  # ingest again
+    removed = {transaction_id(ingest(lake_layout, p).sha256) for p in paths[1:]}  # ingest again
     assert set(result.ledger_rewound) == removed
     assert all(v == 0 for v in result.ledger_rewound.values())
     assert user_ids(DeltaTable(uri)) == sorted(n * 100 + i for n in range(3) for i in range(20))
     # ... and exactly once: a drop already in the table again is skipped.
-    assert all(ingest(layout, p).already_ingested for p in paths)
+    assert all(ingest(lake_layout, p).already_ingested for p in paths)
     assert len(user_ids(DeltaTable(uri))) == 60
     # The earlier states are all still in the history.
     assert user_ids(DeltaTable(uri, version=before)) == user_ids(DeltaTable(uri))
 
 
-def test_the_ledger_of_a_version_is_read_through_checkpoints(layout: LakeLayout) -> None:
-    uri = layout.raw_uri("users")
+def test_the_ledger_of_a_version_is_read_through_checkpoints(lake_layout: LakeLayout) -> None:
+    uri = lake_layout.raw_uri("users")
     for n in range(3):
-        ingest(layout, drop(layout, n))
+        ingest(lake_layout, drop(lake_layout, n))
     DeltaTable(uri).create_checkpoint()
-    ingest(layout, drop(layout, 3))
+    ingest(lake_layout, drop(lake_layout, 3))
     table = DeltaTable(uri)
     ledger = app_transactions(table)
     assert len(ledger) == 4 and set(ledger.values()) == {1}
@@ -127,21 +127,21 @@ def test_ledger_rewind_and_as_of_parsing() -> None:
 
 
 def test_a_restored_kafka_table_reads_the_removed_offsets_again_exactly_once(
-    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+    kafka_broker: TansuBroker, kafka_topic: str, lake_layout: LakeLayout
 ) -> None:
     report = _publish(kafka_broker, kafka_topic, event_lines(400, seed=31), partitions=2)
-    _ingest(kafka_broker, layout, kafka_topic, "first", max_messages=150, chunk_messages=50)
-    uri = layout.raw_uri("user_events")
+    _ingest(kafka_broker, lake_layout, kafka_topic, "first", max_messages=150, chunk_messages=50)
+    uri = lake_layout.raw_uri("user_events")
     kept = DeltaTable(uri).version()
     kept_rows = DeltaTable(uri).count()
-    _ingest(kafka_broker, layout, kafka_topic, "rest")
+    _ingest(kafka_broker, lake_layout, kafka_topic, "rest")
     assert DeltaTable(uri).count() > kept_rows
 
     result = restore(uri, kept)  # the raw table only; its dead letters stay
     assert result.ledger_rewound and DeltaTable(uri).count() == kept_rows
 
-    again = _ingest(kafka_broker, layout, kafka_topic, "again")
+    again = _ingest(kafka_broker, lake_layout, kafka_topic, "again")
     assert again.messages > 0
-    raw, dlq = _identities(layout)
+    raw, dlq = _identities(lake_layout)
     assert len(raw) == len(set(raw)) and len(dlq) == len(set(dlq))
     assert sorted(raw + dlq) == sorted(_produced(report, kafka_topic))

@@ -15,12 +15,11 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-from deltalake import DeltaTable
 
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import CONTRACTS, raw_asset_key, table_pool
 from assets_project.lib.contracts import Contract
-from assets_project.lib.lake import delta_table, ensure_source_tables
+from assets_project.lib.lake import delta_table, ensure_source_tables, is_delta_table
 from assets_project.lib.maintenance import (
     DEFAULT_MAX_SMALL_FILES,
     MIN_RETENTION,
@@ -124,7 +123,7 @@ def build_small_files_check(contract: Contract) -> dg.AssetChecksDefinition:
         metadata: dict[str, int] = {}
         worst = 0
         for prefix, uri in (("raw", layout.raw_uri(source)), ("dlq", layout.dlq_uri(source))):
-            if not DeltaTable.is_deltatable(uri):
+            if not is_delta_table(uri):
                 continue
             stats = table_stats(delta_table(uri))
             metadata.update(stats.as_metadata(prefix))
