@@ -16,7 +16,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from assets_project.demo.produce import event_lines
 from assets_project.demo.shop_db import init_orders, simulate_traffic
 from assets_project.lib.contracts import load_contract
-from assets_project.lib.lake import LakeLayout
+from assets_project.lib.lake import LakeLayout, delta_table, is_object_store, storage_options
 from assets_project.lib.maintenance import (
     DEFAULT_TARGET_FILE_SIZE,
     MIN_RETENTION,
@@ -27,7 +27,7 @@ from assets_project.lib.maintenance import (
     table_stats,
 )
 from assets_project.lib.postgres import extract_table
-from assets_project.lib.timetravel import app_transactions
+from assets_project.lib.timetravel import app_transactions, log_files
 from tests.lib.test_kafka import _identities, _ingest, _produced, _publish
 from tests.lib.test_postgres import assert_lake_equals_source
 from tests.services.tansu import TansuBroker
@@ -51,10 +51,16 @@ def _fragmented(uri: str, drops: int = 12, days: int = 3) -> pa.Table:
             rows,
             mode="append",
             partition_by=["p"],
+            storage_options=storage_options(uri),
             commit_properties=CommitProperties(app_transactions=[Transaction(f"file-{i}", 1)]),
         )
         tables.append(rows)
     return pa.concat_tables(tables)
+
+
+def _log_entries(uri: str) -> set[str]:
+    """The names of the files in the ``_delta_log`` of the table at ``uri`` (any store)."""
+    return {info.base_name for info in log_files(delta_table(uri))[1]}
 
 
 def _sorted(table: pa.Table) -> list[dict]:
@@ -62,16 +68,25 @@ def _sorted(table: pa.Table) -> list[dict]:
 
 
 def _age_log(uri: str, days: int) -> None:
-    """Make every log entry look ``days`` old (log cleanup keeps 30 days by default)."""
+    """Make every log entry look ``days`` old (log cleanup keeps 30 days by default).
+
+    An object store's modification times cannot be set: there the table's log retention goes
+    to zero instead, which makes every entry before the next checkpoint as old as needed.
+    """
+    if is_object_store(uri):
+        delta_table(uri).alter.set_table_properties(
+            {"delta.logRetentionDuration": "interval 0 seconds"}
+        )
+        return
     then = time.time() - days * 86400
     for path in (Path(uri) / "_delta_log").glob("*.json"):
         os.utime(path, (then, then))
 
 
 def test_compaction_checkpoint_and_log_cleanup_keep_rows_and_every_app_transaction(
-    tmp_path: Path,
+    lake_layout: LakeLayout,
 ) -> None:
-    uri = str(tmp_path / "t")
+    uri = f"{lake_layout.lake_uri}/t"
     rows = _fragmented(uri)
     ledger = app_transactions(DeltaTable(uri))
     assert ledger == {f"file-{i}": 1 for i in range(12)}
@@ -89,7 +104,7 @@ def test_compaction_checkpoint_and_log_cleanup_keep_rows_and_every_app_transacti
     table = DeltaTable(uri)
     assert _sorted(table.to_pyarrow_table()) == _sorted(rows)
     # The checkpoint carries the ledger: the commits that wrote it are gone from the log.
-    assert not (Path(uri) / "_delta_log" / f"{0:020d}.json").exists()
+    assert f"{0:020d}.json" not in _log_entries(uri)
     assert app_transactions(table) == ledger
     assert all(table.transaction_version(app) == 1 for app in ledger)
     assert report.files_vacuumed == 0  # within the retention
@@ -107,9 +122,9 @@ def test_a_retention_below_seven_days_needs_the_explicit_override() -> None:
 
 
 def test_vacuum_within_the_retention_breaks_no_reader_of_an_older_snapshot(
-    tmp_path: Path,
+    lake_layout: LakeLayout,
 ) -> None:
-    uri = str(tmp_path / "t")
+    uri = f"{lake_layout.lake_uri}/t"
     rows = _fragmented(uri)
     reader = DeltaTable(uri)  # holds the snapshot before maintenance
     dataset = reader.to_pyarrow_dataset()
@@ -147,9 +162,9 @@ def test_vacuum_deletes_old_uncommitted_files_and_keeps_a_running_writers_files(
 
 
 def test_z_order_rewrites_the_table_on_the_named_columns_with_the_same_rows(
-    tmp_path: Path,
+    lake_layout: LakeLayout,
 ) -> None:
-    uri = str(tmp_path / "t")
+    uri = f"{lake_layout.lake_uri}/t"
     rows = _fragmented(uri, days=1)
     report = maintain(uri, MaintenanceSettings(z_order=("user_id",)))
     assert report.steps[0] == "z_order"
@@ -184,38 +199,42 @@ def _maintain_source(layout: LakeLayout, source: str, z_order: tuple[str, ...] =
 
 
 def test_a_kafka_resume_after_maintenance_skips_what_the_lake_holds(
-    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+    kafka_broker: TansuBroker, kafka_topic: str, lake_layout: LakeLayout
 ) -> None:
     messages = event_lines(900, seed=21)
     report = _publish(kafka_broker, kafka_topic, messages, partitions=3)
     for run in range(3):  # small chunks: many small files and commits
-        _ingest(kafka_broker, layout, kafka_topic, f"r{run}", max_messages=200, chunk_messages=50)
-    _maintain_source(layout, "user_events")
+        _ingest(
+            kafka_broker, lake_layout, kafka_topic, f"r{run}", max_messages=200, chunk_messages=50
+        )
+    _maintain_source(lake_layout, "user_events")
 
-    resumed = _ingest(kafka_broker, layout, kafka_topic, "after")
+    resumed = _ingest(kafka_broker, lake_layout, kafka_topic, "after")
     # The stored offsets survived: only what the three runs did not read is read now.
     assert resumed.messages == len(messages) - 3 * 200
-    raw, dlq = _identities(layout)
+    raw, dlq = _identities(lake_layout)
     assert len(raw) == len(set(raw)) and len(dlq) == len(set(dlq))
     assert sorted(raw + dlq) == sorted(_produced(report, kafka_topic))
 
 
 def test_a_postgres_resume_after_maintenance_reads_only_past_the_watermark(
-    postgres_url: str, layout: LakeLayout
+    postgres_url: str, lake_layout: LakeLayout
 ) -> None:
     init_orders(postgres_url, size=1500, seed=8, defects=0.02)
-    extract_table(postgres_url, ORDERS, layout, batch_id="b1")
+    extract_table(postgres_url, ORDERS, lake_layout, batch_id="b1")
     for run in range(3):
         simulate_traffic(postgres_url, inserts=5, updates=5, seed=run)
-        extract_table(postgres_url, ORDERS, layout, batch_id=f"m{run}", overlap=timedelta(0))
+        extract_table(postgres_url, ORDERS, lake_layout, batch_id=f"m{run}", overlap=timedelta(0))
     # A z-order rewrites every file (the merges may have left one file per partition).
-    _maintain_source(layout, "orders", z_order=("order_id",))
+    _maintain_source(lake_layout, "orders", z_order=("order_id",))
 
     simulate_traffic(postgres_url, inserts=4, updates=3, seed=9)
-    result = extract_table(postgres_url, ORDERS, layout, batch_id="after", overlap=timedelta(0))
+    result = extract_table(
+        postgres_url, ORDERS, lake_layout, batch_id="after", overlap=timedelta(0)
+    )
     assert result.mode == "merge"
     assert result.rows_in < 100  # the watermark survived: not the 1500 rows again
-    assert_lake_equals_source(postgres_url, layout)
+    assert_lake_equals_source(postgres_url, lake_layout)
 
 
 def test_the_contract_names_the_z_order_and_the_dead_letter_table_is_only_compacted() -> None:
