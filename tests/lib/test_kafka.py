@@ -101,22 +101,22 @@ def _produced(report: ProduceReport, topic: str) -> dict[tuple[str, int], bytes]
 
 
 def test_valid_events_go_to_raw_and_poison_to_dead_letter_exactly_once(
-    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout
+    kafka_broker: TansuBroker, kafka_topic: str, lake_layout: LakeLayout
 ) -> None:
     messages = with_poison(event_lines(600, seed=3), len(POISON), seed=3)
     report = _publish(kafka_broker, kafka_topic, messages, poison=len(POISON))
     produced = _produced(report, kafka_topic)
 
-    result = _ingest(kafka_broker, layout, kafka_topic)
+    result = _ingest(kafka_broker, lake_layout, kafka_topic)
     assert result.caught_up
     assert result.messages == result.rows_in == len(messages)
-    raw, dlq = _identities(layout)
+    raw, dlq = _identities(lake_layout)
     assert len(raw) == len(set(raw)) and len(dlq) == len(set(dlq))
     assert set(raw) | set(dlq) == set(produced) and not set(raw) & set(dlq)
     assert (result.rows_written, result.rows_rejected) == (len(raw), len(dlq))
 
     # Each raw row is the message at its offset.
-    for row in _rows(layout.raw_uri("user_events"), ["event_id", "_source", "_source_line"]):
+    for row in _rows(lake_layout.raw_uri("user_events"), ["event_id", "_source", "_source_line"]):
         value = produced[(row["_source"], row["_source_line"])]
         assert json.loads(value)["event_id"] == row["event_id"]
 
@@ -124,7 +124,7 @@ def test_valid_events_go_to_raw_and_poison_to_dead_letter_exactly_once(
     letters = {
         (r["_source"], r["_source_line"]): r
         for r in _rows(
-            layout.dlq_uri("user_events"),
+            lake_layout.dlq_uri("user_events"),
             ["_source", "_source_line", "record", "reason", KEY_COLUMN],
         )
     }
@@ -142,13 +142,13 @@ def test_valid_events_go_to_raw_and_poison_to_dead_letter_exactly_once(
     ends: dict[int, int] = {}
     for _, partition, offset, _ in report.delivered:
         ends[partition] = max(ends.get(partition, 0), offset + 1)
-    for uri in (layout.raw_uri("user_events"), layout.dlq_uri("user_events")):
+    for uri in (lake_layout.raw_uri("user_events"), lake_layout.dlq_uri("user_events")):
         table = DeltaTable(uri)
         for partition, end in ends.items():
             assert table.transaction_version(transaction_app_id(kafka_topic, partition)) == end
-    again = _ingest(kafka_broker, layout, kafka_topic, batch="run-2")
+    again = _ingest(kafka_broker, lake_layout, kafka_topic, batch="run-2")
     assert (again.messages, again.rows_in) == (0, 0)
-    assert _identities(layout) == (raw, dlq)
+    assert _identities(lake_layout) == (raw, dlq)
 
 
 def test_bounded_runs_resume_from_the_lake_not_the_consumer_group(
@@ -240,7 +240,10 @@ def test_replay_from_timestamp_rereads_only_later_messages(
 
 
 def test_a_run_that_lost_a_race_commits_nothing(
-    kafka_broker: TansuBroker, kafka_topic: str, layout: LakeLayout, monkeypatch: pytest.MonkeyPatch
+    kafka_broker: TansuBroker,
+    kafka_topic: str,
+    lake_layout: LakeLayout,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two runs read the same offsets; the one that would commit second fails instead."""
     report = _publish(kafka_broker, kafka_topic, event_lines(300, seed=13), partitions=2)
@@ -248,15 +251,15 @@ def test_a_run_that_lost_a_race_commits_nothing(
 
     def others_commit_first(self: StreamIngestor, *args: object) -> None:
         if self.batch_id == "slow":
-            assert _ingest(kafka_broker, layout, kafka_topic, batch="fast").messages > 0
+            assert _ingest(kafka_broker, lake_layout, kafka_topic, batch="fast").messages > 0
         original(self, *args)
 
     monkeypatch.setattr(StreamIngestor, "_commit_chunk", others_commit_first)
     with pytest.raises(ConcurrentIngestionError, match="another run ingested it meanwhile"):
-        _ingest(kafka_broker, layout, kafka_topic, batch="slow")
-    raw, dlq = _identities(layout)
+        _ingest(kafka_broker, lake_layout, kafka_topic, batch="slow")
+    raw, dlq = _identities(lake_layout)
     assert sorted(raw + dlq) == sorted(_produced(report, kafka_topic))
-    batches = {r["_batch_id"] for r in _rows(layout.raw_uri("user_events"), ["_batch_id"])}
+    batches = {r["_batch_id"] for r in _rows(lake_layout.raw_uri("user_events"), ["_batch_id"])}
     assert batches == {"fast"}
 
 

@@ -69,20 +69,20 @@ def _extract(url: str, layout: LakeLayout, batch: str, **options):
 
 
 def test_first_load_takes_every_row_and_stores_the_watermark(
-    postgres_url: str, layout: LakeLayout
+    postgres_url: str, lake_layout: LakeLayout
 ) -> None:
     loaded = init_orders(postgres_url, size=5000, seed=3, defects=0.02)
-    result = _extract(postgres_url, layout, "b1")
+    result = _extract(postgres_url, lake_layout, "b1")
     assert result.mode == "full"
     assert result.rows_in == loaded
     assert result.rows_rejected > 0
     assert result.rows_written + result.rows_rejected == loaded
-    assert_lake_equals_source(postgres_url, layout)
+    assert_lake_equals_source(postgres_url, lake_layout)
 
     newest = max(row[7] for row in source_orders(postgres_url).values())
     assert result.watermark == newest
-    assert read_watermarks(layout, ORDERS).raw == newest
-    raw = DeltaTable(layout.raw_uri("orders"))
+    assert read_watermarks(lake_layout, ORDERS).raw == newest
+    raw = DeltaTable(lake_layout.raw_uri("orders"))
     assert raw.transaction_version(source_label(ORDERS)) == watermark_version(newest)
     last_commit = raw.history(1)[0]
     assert last_commit["watermark"] == newest.isoformat()  # same commit as the rows
@@ -90,13 +90,13 @@ def test_first_load_takes_every_row_and_stores_the_watermark(
 
 
 def test_incremental_load_reads_only_the_overlap_and_merges_by_key(
-    postgres_url: str, layout: LakeLayout
+    postgres_url: str, lake_layout: LakeLayout
 ) -> None:
     init_orders(postgres_url, size=5000, seed=4, defects=0.0)
-    _extract(postgres_url, layout, "b1")
+    _extract(postgres_url, lake_layout, "b1")
     before = source_orders(postgres_url)
     traffic = simulate_traffic(postgres_url, inserts=7, updates=11, seed=1)
-    result = _extract(postgres_url, layout, "b2", overlap=timedelta(minutes=1))
+    result = _extract(postgres_url, lake_layout, "b2", overlap=timedelta(minutes=1))
     assert result.mode == "merge"
     # Only rows updated in the minute before the last watermark and since are read.
     source = source_orders(postgres_url)
@@ -108,13 +108,13 @@ def test_incremental_load_reads_only_the_overlap_and_merges_by_key(
     assert result.rows_written == len(changed)
     assert result.rows_unchanged == len(in_window - changed)
     assert all(before[k] == source[k] for k in in_window - changed)
-    assert_lake_equals_source(postgres_url, layout)
+    assert_lake_equals_source(postgres_url, lake_layout)
 
-    again = _extract(postgres_url, layout, "b3", overlap=timedelta(minutes=1))
+    again = _extract(postgres_url, lake_layout, "b3", overlap=timedelta(minutes=1))
     assert again.rows_in == result.rows_in  # the overlap is re-read ...
     assert again.rows_written == 0  # ... and changes nothing
     assert again.rows_unchanged == again.rows_in
-    assert_lake_equals_source(postgres_url, layout)
+    assert_lake_equals_source(postgres_url, lake_layout)
 
 
 @pytest.mark.parametrize("overlap_minutes, captured", [(5, True), (0, False)])
