@@ -52,15 +52,15 @@ def _dlq_lines(layout: LakeLayout) -> list[int | None]:
     return sorted(lines, key=lambda v: -1 if v is None else v)
 
 
-def test_replay_moves_what_passes_now(layout: LakeLayout, tmp_path: Path) -> None:
-    _ingested(layout)
-    assert _raw_ids(layout) == [1]
-    result = replay_dead_letters(layout, _fixed_contract(tmp_path))
+def test_replay_moves_what_passes_now(lake_layout: LakeLayout, tmp_path: Path) -> None:
+    _ingested(lake_layout)
+    assert _raw_ids(lake_layout) == [1]
+    result = replay_dead_letters(lake_layout, _fixed_contract(tmp_path))
     assert (result.examined, result.moved, result.still_rejected) == (3, 1, 2)
-    assert _raw_ids(layout) == [1, 2]
+    assert _raw_ids(lake_layout) == [1, 2]
     moved = [
         r
-        for r in DeltaTable(layout.raw_uri("users")).to_pyarrow_table().to_pylist()
+        for r in DeltaTable(lake_layout.raw_uri("users")).to_pyarrow_table().to_pylist()
         if r["user_id"] == 2
     ]
     assert (moved[0]["_source"], moved[0]["_source_line"], moved[0]["_batch_id"]) == (
@@ -68,15 +68,15 @@ def test_replay_moves_what_passes_now(layout: LakeLayout, tmp_path: Path) -> Non
         2,
         "b1",
     )
-    assert _dlq_lines(layout) == [3, 4]  # row 4 could not be split; it keeps its number
-    again = replay_dead_letters(layout, _fixed_contract(tmp_path))
-    assert again.moved == 0 and _raw_ids(layout) == [1, 2]
+    assert _dlq_lines(lake_layout) == [3, 4]  # row 4 could not be split; it keeps its number
+    again = replay_dead_letters(lake_layout, _fixed_contract(tmp_path))
+    assert again.moved == 0 and _raw_ids(lake_layout) == [1, 2]
 
 
 def test_replay_interrupted_before_the_delete_does_not_duplicate(
-    layout: LakeLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lake_layout: LakeLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _ingested(layout)
+    _ingested(lake_layout)
     contract = _fixed_contract(tmp_path)
 
     class Crash(Exception):
@@ -88,18 +88,23 @@ def test_replay_interrupted_before_the_delete_does_not_duplicate(
     with monkeypatch.context() as patch:
         patch.setattr(DeltaTable, "merge", crash)
         with pytest.raises(Crash):
-            replay_dead_letters(layout, contract)
-    assert _raw_ids(layout) == [1, 2]
-    assert len(_dlq_lines(layout)) == 3
-    result = replay_dead_letters(layout, contract)
+            replay_dead_letters(lake_layout, contract)
+    assert _raw_ids(lake_layout) == [1, 2]
+    assert len(_dlq_lines(lake_layout)) == 3
+    result = replay_dead_letters(lake_layout, contract)
     assert result.moved == 0
-    assert _raw_ids(layout) == [1, 2]
-    assert _dlq_lines(layout) == [3, 4]  # row 4 could not be split; it keeps its number
+    assert _raw_ids(lake_layout) == [1, 2]
+    assert _dlq_lines(lake_layout) == [3, 4]  # row 4 could not be split; it keeps its number
 
 
-def test_cli_replays_with_current_contracts(layout: LakeLayout) -> None:
-    _ingested(layout)
-    env = {"DATA_DIR": str(layout.data_dir), "LAKE_URI": layout.lake_uri, "PATH": "/usr/bin:/bin"}
+def test_cli_replays_with_current_contracts(lake_layout: LakeLayout) -> None:
+    _ingested(lake_layout)
+    env = {
+        "DATA_DIR": str(lake_layout.data_dir),
+        "LAKE_URI": lake_layout.lake_uri,
+        "PATH": "/usr/bin:/bin",
+        **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},  # an S3 lake's
+    }
     out = subprocess.run(
         [sys.executable, "-m", "assets_project.dlq", "replay", "users"],
         capture_output=True,
@@ -212,31 +217,33 @@ def _records_in_raw_once(layout: LakeLayout) -> list[int]:
 
 @pytest.mark.parametrize("step", ["replay.checked", "replay.raw_committed"])
 def test_a_replay_that_commits_in_between_wins_and_the_other_moves_nothing(
-    layout: LakeLayout, tmp_path: Path, step: str
+    lake_layout: LakeLayout, tmp_path: Path, step: str
 ) -> None:
     """Replay B runs to its end at ``step`` of replay A: between A's "not in raw" check and its
     raw commit (A's raw commit then conflicts, A starts over on fresh snapshots and finds
     nothing left to move), or between A's raw commit and its dead-letter delete (B finds the
     records in raw and deletes them; A's delete finds them gone)."""
-    _ingested(layout)
-    _round_file(layout, 0)
+    _ingested(lake_layout)
+    _round_file(lake_layout, 0)
     contract = _fixed_contract(tmp_path)
     others: list[ReplayResult] = []
 
     def interleave(at: str) -> None:
         if at == step and not others:
-            others.append(replay_dead_letters(layout, contract))
+            others.append(replay_dead_letters(lake_layout, contract))
 
     with failpoint_hook(interleave):
-        first = replay_dead_letters(layout, contract)
+        first = replay_dead_letters(lake_layout, contract)
     (other,) = others
     # Between the check and the raw commit, the raw commit loses its race and A starts over;
     # after it, A's delete reads the dead-letter table as B left it.
     assert first.attempts == (2 if step == "replay.checked" else 1)
     assert first.moved + other.moved == PLATINUM_ROWS + 1
-    assert _records_in_raw_once(layout) == sorted([1, 2, *(1000 + i for i in range(PLATINUM_ROWS))])
+    assert _records_in_raw_once(lake_layout) == sorted(
+        [1, 2, *(1000 + i for i in range(PLATINUM_ROWS))]
+    )
     # The records that still fail are in the dead-letter table once, not written back twice.
-    assert _dlq_lines(layout) == [3, 4, PLATINUM_ROWS + 1]
+    assert _dlq_lines(lake_layout) == [3, 4, PLATINUM_ROWS + 1]
 
 
 _KILLED_CHILD = """
@@ -247,7 +254,7 @@ from assets_project.lib.lake import LakeLayout
 from assets_project.lib.replay import replay_dead_letters
 
 data = Path(sys.argv[1])
-layout = LakeLayout(data_dir=data, lake_uri=str(data / "lake"), warehouse_path=data / "w.duckdb")
+layout = LakeLayout(data_dir=data, lake_uri=sys.argv[3], warehouse_path=data / "w.duckdb")
 replay_dead_letters(layout, load_contract("users", Path(sys.argv[2])))
 """
 
@@ -256,12 +263,19 @@ replay_dead_letters(layout, load_contract("users", Path(sys.argv[2])))
     "step", ["replay.checked", "replay.raw_committed", "replay.dead_letter_committed"]
 )
 def test_kill_9_during_a_replay_then_a_replay_moves_each_record_once(
-    layout: LakeLayout, tmp_path: Path, step: str
+    lake_layout: LakeLayout, tmp_path: Path, step: str
 ) -> None:
-    _ingested(layout)
+    _ingested(lake_layout)
     _fixed_contract(tmp_path)
     child = subprocess.run(
-        [sys.executable, "-c", _KILLED_CHILD, str(layout.data_dir), str(tmp_path)],
+        [
+            sys.executable,
+            "-c",
+            _KILLED_CHILD,
+            str(lake_layout.data_dir),
+            str(tmp_path),
+            lake_layout.lake_uri,
+        ],
         env={**os.environ, FAILPOINT_ENV: step},
         capture_output=True,
         text=True,
@@ -272,12 +286,12 @@ def test_kill_9_during_a_replay_then_a_replay_moves_each_record_once(
         "replay.raw_committed": [1, 2],
         "replay.dead_letter_committed": [1, 2],
     }
-    assert _records_in_raw_once(layout) == moved_before[step]
-    result = replay_dead_letters(layout, load_contract("users", tmp_path))
+    assert _records_in_raw_once(lake_layout) == moved_before[step]
+    result = replay_dead_letters(lake_layout, load_contract("users", tmp_path))
     assert result.moved == (1 if step == "replay.checked" else 0)
     assert result.already_in_raw == (1 if step == "replay.raw_committed" else 0)
-    assert _records_in_raw_once(layout) == [1, 2]
-    assert _dlq_lines(layout) == [3, 4]
+    assert _records_in_raw_once(lake_layout) == [1, 2]
+    assert _dlq_lines(lake_layout) == [3, 4]
 
 
 def test_delta_refuses_a_second_commit_with_the_same_app_id_on_a_stale_snapshot(
