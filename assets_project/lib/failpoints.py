@@ -37,7 +37,12 @@ REPLAY_FAILPOINTS = (
     "replay.raw_committed",
     "replay.dead_letter_committed",
 )
-FAILPOINTS = KAFKA_FAILPOINTS + POSTGRES_FAILPOINTS + REPLAY_FAILPOINTS
+FILE_FAILPOINTS = (
+    "file.rows_written",  # every valid row is handed to the raw writer, nothing is committed
+    "file.raw_committed",
+    "file.dead_letter_committed",
+)
+FAILPOINTS = KAFKA_FAILPOINTS + POSTGRES_FAILPOINTS + REPLAY_FAILPOINTS + FILE_FAILPOINTS
 
 Hook = Callable[[str], None]
 

@@ -39,6 +39,7 @@ from assets_project.lib.batches import (
 )
 from assets_project.lib.contracts import IDENTIFIER, Contract
 from assets_project.lib.deadletter import RejectSpool, sorted_reasons
+from assets_project.lib.failpoints import failpoint
 from assets_project.lib.lake import (
     DLQ_SCHEMA,
     PARTITION_COLUMN,
@@ -211,6 +212,7 @@ class _Watched:
             # The last batch is read: the raw commit has not happened yet (write_deltalake
             # commits only after its stream ends), nor has the dead-letter commit.
             self._identity.check(self._path)
+            failpoint("file.rows_written")
         except UnreadableFileError as exc:
             # A reader error in a file that changed meanwhile is the change, not the file.
             changed = _changed_instead(self._path, self._identity)
@@ -332,6 +334,7 @@ def _ingest_once(
                     custom_metadata=metadata,
                 ),
             )
+            failpoint("file.raw_committed")
         rejects = spool.finish()
         if not dlq_done:
             write_deltalake(
@@ -345,6 +348,7 @@ def _ingest_once(
                     custom_metadata={**metadata, "rows": str(rejects.num_rows)},
                 ),
             )
+            failpoint("file.dead_letter_committed")
     finally:
         spool.discard()
     result.rows_rejected = spool.rows

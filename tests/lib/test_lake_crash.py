@@ -11,7 +11,11 @@ to the write's cost), so the kills do land on both sides of the commit.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -23,8 +27,9 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from assets_project.lib.contracts import load_contract
+from assets_project.lib.failpoints import FAILPOINT_ENV, FILE_FAILPOINTS
 from assets_project.lib.ingest import ingest_file
-from assets_project.lib.lake import LakeLayout
+from assets_project.lib.lake import LakeLayout, delta_table, storage_options
 from assets_project.lib.maintenance import MaintenanceSettings, compact
 from assets_project.lib.merging import NewestPerKey
 
@@ -67,7 +72,7 @@ def merge(uri: str, seed: int) -> None:
         pa.RecordBatchReader.from_batches(SCHEMA, batch(seed).to_batches()), ["k"], "u"
     )
     (
-        DeltaTable(uri)
+        delta_table(uri)
         .merge(newest.reader(), predicate="t.k = s.k", source_alias="s", target_alias="t")
         .when_matched_update_all(predicate="s.u > t.u")
         .when_not_matched_insert_all()
@@ -75,14 +80,24 @@ def merge(uri: str, seed: int) -> None:
     )
 
 
-def run_operation(operation: str, uri: str, seed: int, started: Connection) -> None:
+def _aws_environment() -> dict[str, str]:
+    """The AWS variables of this process (an S3 lake's endpoint and credentials), for a child
+    of the fork server, which kept the environment of its own start."""
+    return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+
+
+def run_operation(
+    operation: str, uri: str, seed: int, started: Connection, environment: dict[str, str]
+) -> None:
     """The child: say the write begins, then write (the parent kills it at some point)."""
+    os.environ.update(environment)
     rows = batch(seed)
+    options = storage_options(uri)
     started.send(time.perf_counter())
     if operation == "append":
-        write_deltalake(uri, rows, mode="append", partition_by=["p"])
+        write_deltalake(uri, rows, mode="append", partition_by=["p"], storage_options=options)
     elif operation == "overwrite":
-        write_deltalake(uri, rows, mode="overwrite", partition_by=["p"])
+        write_deltalake(uri, rows, mode="overwrite", partition_by=["p"], storage_options=options)
     elif operation == "merge":
         merge(uri, seed)
     elif operation == "compaction":
@@ -120,7 +135,9 @@ def merged(old: pa.Table, seed: int) -> pa.Table:
 
 def _run(operation: str, uri: str, seed: int) -> tuple[multiprocessing.Process, float]:
     receive, send = _context.Pipe(duplex=False)
-    process = _context.Process(target=run_operation, args=(operation, uri, seed, send))
+    process = _context.Process(
+        target=run_operation, args=(operation, uri, seed, send, _aws_environment())
+    )
     process.start()
     send.close()
     started = receive.recv()
@@ -139,7 +156,13 @@ def _duration(operation: str, uri: str, seed: int) -> float:
 def _fragment(uri: str, seed: int) -> None:
     """Small appends, so that a compaction has files to merge."""
     for i in range(3):
-        write_deltalake(uri, batch(seed * 100 + i, rows=200), mode="append", partition_by=["p"])
+        write_deltalake(
+            uri,
+            batch(seed * 100 + i, rows=200),
+            mode="append",
+            partition_by=["p"],
+            storage_options=storage_options(uri),
+        )
 
 
 EXPECTED: dict[str, Callable[[pa.Table, int], pa.Table]] = {
@@ -153,14 +176,16 @@ EXPECTED: dict[str, Callable[[pa.Table, int], pa.Table]] = {
 @pytest.mark.slow
 @pytest.mark.parametrize("operation", ["append", "overwrite", "merge", "compaction"])
 def test_a_kill_during_a_write_leaves_the_old_or_the_new_version_exactly(
-    operation: str, tmp_path: Path
+    operation: str, lake_layout: LakeLayout
 ) -> None:
-    uri = str(tmp_path / "table")
+    """On local disk and on S3 (where the commit is a conditional put of the log entry)."""
+    uri = f"{lake_layout.lake_uri}/table"
+    options = storage_options(uri)
     if operation == "merge":  # a merge target holds one row per key
-        write_deltalake(uri, SCHEMA.empty_table(), partition_by=["p"])
+        write_deltalake(uri, SCHEMA.empty_table(), partition_by=["p"], storage_options=options)
         merge(uri, 0)
     else:
-        write_deltalake(uri, batch(0), mode="append", partition_by=["p"])
+        write_deltalake(uri, batch(0), mode="append", partition_by=["p"], storage_options=options)
     if operation == "compaction":
         _fragment(uri, 1)
     duration = _duration(operation, uri, 1)
@@ -249,3 +274,73 @@ def test_two_processes_ingesting_the_same_drops_land_each_row_once(
         assert writer.exitcode == 0
     ids = DeltaTable(layout.raw_uri("users")).to_pyarrow_table(columns=["user_id"])
     assert sorted(ids["user_id"].to_pylist()) == [n * 100 + i for n in range(6) for i in range(50)]
+
+
+_KILLED_INGEST = """
+import sys
+from pathlib import Path
+from assets_project.lib.contracts import load_contract
+from assets_project.lib.ingest import ingest_file
+from assets_project.lib.lake import LakeLayout
+
+data, path = Path(sys.argv[1]), Path(sys.argv[3])
+layout = LakeLayout(data_dir=data, lake_uri=sys.argv[2], warehouse_path=data / "w.duckdb")
+ingest_file(path, load_contract("users"), layout, source=f"users/{path.name}", batch_id="killed")
+"""
+
+
+def _users_drop(layout: LakeLayout, n: int) -> Path:
+    """A users CSV with 30 valid rows and 3 dead letters (bad e-mail), ids from ``n * 100``."""
+    path = layout.landing_dir / "users" / f"users_{n}.csv"
+    lines = ["user_id,email,signup_date,user_tier,geographic_region,updated_at"]
+    lines += [
+        f"{n * 100 + i},{'bad-email' if i % 11 == 10 else f'u{n}_{i}@example.com'},"
+        "2025-01-01,free,europe,2025-02-01 00:00:00"
+        for i in range(33)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _state(uri: str) -> tuple[int, list[tuple[str, int]]]:
+    """The version of the table at ``uri`` and its record identities (source, line), sorted."""
+    table = delta_table(uri)
+    rows = table.to_pyarrow_table(columns=["_source", "_source_line"]).to_pylist()
+    return table.version(), sorted((r["_source"], r["_source_line"]) for r in rows)
+
+
+@pytest.mark.parametrize("step", FILE_FAILPOINTS)
+def test_a_kill_around_the_commits_of_a_file_leaves_a_version_and_a_rerun_lands_it_once(
+    lake_layout: LakeLayout, step: str
+) -> None:
+    """kill -9 before the raw commit (rows handed to the writer), between the raw and the
+    dead-letter commits, and after both: each table is at its old or its new version with
+    exactly those rows, and the file's second ingestion completes it exactly once."""
+    contract = load_contract("users")
+    layout = lake_layout
+    ingest_file(_users_drop(layout, 0), contract, layout, source="users/users_0.csv")
+    raw_uri, dlq_uri = layout.raw_uri("users"), layout.dlq_uri("users")
+    (raw_version, raw_old), (dlq_version, dlq_old) = _state(raw_uri), _state(dlq_uri)
+    path = _users_drop(layout, 1)
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_INGEST, str(layout.data_dir), layout.lake_uri, str(path)],
+        env={**os.environ, FAILPOINT_ENV: step},
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    new_raw = [("users/users_1.csv", line) for line in range(1, 34) if line % 11]
+    new_dlq = [("users/users_1.csv", line) for line in range(1, 34) if not line % 11]
+    raw_committed = step != "file.rows_written"
+    dlq_committed = step == "file.dead_letter_committed"
+    assert _state(raw_uri) == (
+        (raw_version + 1, sorted(raw_old + new_raw)) if raw_committed else (raw_version, raw_old)
+    )
+    assert _state(dlq_uri) == (
+        (dlq_version + 1, sorted(dlq_old + new_dlq)) if dlq_committed else (dlq_version, dlq_old)
+    )
+
+    again = ingest_file(path, contract, layout, source="users/users_1.csv")
+    assert again.already_ingested == dlq_committed
+    assert _state(raw_uri)[1] == sorted(raw_old + new_raw)
+    assert _state(dlq_uri)[1] == sorted(dlq_old + new_dlq)
