@@ -35,6 +35,12 @@ class LakeResource(dg.ConfigurableResource):
         )
 
     @property
+    def redactor(self) -> Redactor:
+        """Replaces the environment's secrets (an S3 lake's ``AWS_SECRET_ACCESS_KEY`` and
+        ``AWS_SESSION_TOKEN``, which delta-rs reads from there) in errors of lake access."""
+        return Redactor(environment_secrets())
+
+    @property
     def layout(self) -> LakeLayout:
         return LakeLayout(
             data_dir=Path(self.data_dir),

@@ -38,6 +38,7 @@ from assets_project.lib.landing import (
 from assets_project.lib.metrics import NEWEST_EVENT_TIME, batch_metrics
 from assets_project.lib.quality import batch_null_counts, newest_event_time
 from assets_project.lib.readers import UnreadableFileError
+from assets_project.lib.redact import redacting_errors
 
 INGESTION_RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -329,13 +330,14 @@ def materialize_raw(
     """The body of every raw asset: replay mode, else the channel rule picks the dropped files
     or the service (``read_service`` reads it and returns the materialization metadata). The
     batch's reject rate and event-time lag are added to the metadata."""
-    if config.replay_dead_letters:
-        return replay_into_raw(context, lake, contract)
-    channel = choose_channel(
-        contract, requested=requested, path=config.path, service=service, configured=configured
-    )
-    if channel == "files":
-        metadata = ingest_file_drops(context, config, lake, contract)
-    else:
-        metadata = read_service()
+    with redacting_errors(lake.redactor):  # a lake error never carries the store's secret
+        if config.replay_dead_letters:
+            return replay_into_raw(context, lake, contract)
+        channel = choose_channel(
+            contract, requested=requested, path=config.path, service=service, configured=configured
+        )
+        if channel == "files":
+            metadata = ingest_file_drops(context, config, lake, contract)
+        else:
+            metadata = read_service()
     return dg.MaterializeResult(metadata={**metadata, **batch_metrics(metadata, time.time())})

@@ -28,6 +28,7 @@ from assets_project.lib.maintenance import (
     maintain,
     table_stats,
 )
+from assets_project.lib.redact import redacting_errors
 
 LAKE_GROUP = "lake"
 
@@ -89,19 +90,21 @@ def build_maintenance_asset(contract: Contract) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, config: MaintenanceConfig, lake: LakeResource
     ) -> dg.MaterializeResult:
         layout = lake.layout
-        ensure_source_tables(layout, contract)
         metadata: dict[str, Any] = {"retention_days": config.retention_days}
         commit = {"batch_id": context.run.run_id, "maintenance": source}
-        for prefix, uri, raw in (
-            ("raw", layout.raw_uri(source), True),
-            ("dlq", layout.dlq_uri(source), False),
-        ):
-            report = maintain(uri, _settings(contract, config, raw=raw), commit)
-            context.log.info(
-                f"{uri}: {report.before.files} -> {report.after.files if report.after else '?'} "
-                f"files, {report.files_vacuumed} vacuumed, steps {', '.join(report.steps)}"
-            )
-            metadata.update(report.as_metadata(prefix))
+        with redacting_errors(lake.redactor):  # a lake error never carries the store's secret
+            ensure_source_tables(layout, contract)
+            for prefix, uri, raw in (
+                ("raw", layout.raw_uri(source), True),
+                ("dlq", layout.dlq_uri(source), False),
+            ):
+                report = maintain(uri, _settings(contract, config, raw=raw), commit)
+                context.log.info(
+                    f"{uri}: {report.before.files} -> "
+                    f"{report.after.files if report.after else '?'} files, "
+                    f"{report.files_vacuumed} vacuumed, steps {', '.join(report.steps)}"
+                )
+                metadata.update(report.as_metadata(prefix))
         return dg.MaterializeResult(metadata=metadata)
 
     return _maintenance
