@@ -4,8 +4,8 @@ The instance is the shipped one on PostgreSQL (`make dagster-home DAGSTER_STORAG
 the lake is on S3 (moto's server). The runs are made as the file sensor makes them (its job,
 its run config: one file per run) and launched the way the daemon's run queue launches them:
 ``instance.launch_run`` with the default run launcher, which asks the code server to start one
-``dagster api execute_run`` process per run; each run's step runs in a process of its own (the
-multiprocess executor). All eight are launched at once.
+``dagster api execute_run`` process per run; each run's step runs in that process (the
+in-process executor: the run worker runs it). All eight are launched at once.
 
 Only the raw asset's step is selected (not its checks): the test is about the commits, and six
 step processes per run would multiply its time on a small machine.
@@ -27,11 +27,13 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,8 +113,39 @@ def workspace(postgres_instance: dg.DagsterInstance) -> Iterator[WorkspaceProces
         working_directory=str(REPO),
         location_name=LOCATION,
     )
-    with WorkspaceProcessContext(postgres_instance, target) as context:
-        yield context
+    servers: list[int] = []
+    try:
+        with WorkspaceProcessContext(postgres_instance, target) as context:
+            servers = _code_servers()
+            yield context
+    finally:
+        _end(servers)
+
+
+def _code_servers() -> list[int]:
+    """The code server processes this test process started (its `dagster api grpc` children)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"api\x00grpc" in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _end(pids: list[int]) -> None:
+    """Stop code servers that outlive their workspace (a shut-down server may linger)."""
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.2)
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 @dataclass(frozen=True)
@@ -136,7 +169,12 @@ def _create_run(instance: dg.DagsterInstance, request: WorkspaceRequestContext, 
         asset_check_selection=[],
     )
     remote_job = location.get_job(selector)
-    run_config = dg.RunConfig(ops={STEP: FileDropConfig(path=path)}).to_config_dict()
+    run_config = {
+        **dg.RunConfig(ops={STEP: FileDropConfig(path=path)}).to_config_dict(),
+        # The step in the run worker's process: a second process per run (the multiprocess
+        # executor's) only doubles the start-up cost on a small machine; pools apply either way.
+        "execution": {"config": {"in_process": {}}},
+    }
     plan = location.get_execution_plan(
         remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
     )
