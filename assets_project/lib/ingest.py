@@ -18,6 +18,7 @@ hash); the size and time alone would miss a same-length rewrite within one times
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,7 +52,10 @@ from assets_project.lib.readers import UnreadableFileError, open_file
 
 _HASH_CHUNK = 8 << 20
 INGEST_ATTEMPTS = 3
-"""Tries of one file when a concurrent ingest of the same content won the commit race."""
+"""Tries of one file when a commit fails: a concurrent ingest of the same content won the race
+(same app transaction), or delta-rs used up its own commit retries under many writers."""
+INGEST_RETRY_SECONDS = 0.5
+"""Base of the jittered exponential backoff between those tries (so racing losers spread out)."""
 
 
 class FileChangedError(Exception):
@@ -255,9 +259,13 @@ def ingest_file(
     cannot be taken (unreadable, or a required column missing), and :class:`FileChangedError`
     when it changed while it was read; nothing is committed then.
 
-    Two processes ingesting the same content at once: Delta's conflict checker fails the
-    second commit of the same app transaction; the loser starts over on the newest tables,
-    where it finds the content ingested (never a blind retry of its commit).
+    Processes ingesting different files into one table at once: delta-rs retries a commit that
+    lost the race for the next version on top of the winner (appends under different app
+    transactions do not conflict) and records it in the commit's ``num_retries``. Two processes
+    ingesting the same content at once: Delta's conflict checker fails the second commit of the
+    same app transaction; the loser (as any writer whose commit still fails) backs off and starts
+    over on the newest tables, where it finds the content ingested (never a blind retry of its
+    commit).
     """
     attempt = 1
     while True:
@@ -266,6 +274,7 @@ def ingest_file(
         except CommitFailedError:
             if attempt >= INGEST_ATTEMPTS:
                 raise
+            time.sleep(INGEST_RETRY_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random()))
             attempt += 1
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from assets_project.lib.contracts import Contract
 
@@ -169,12 +169,26 @@ def register_delta(connection: duckdb.DuckDBPyConnection, name: str, table: Delt
 
 
 def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None = None) -> DeltaTable:
-    """Create an empty Delta table at ``uri`` with ``schema`` unless one exists."""
+    """Create an empty Delta table at ``uri`` with ``schema`` unless one exists.
+
+    Writers that start together on a new table race to create it: the losers' creation fails
+    to commit version 0 (``CommitFailedError``), and they open the winner's table instead.
+    """
     if not is_object_store(uri):
         Path(uri).mkdir(parents=True, exist_ok=True)
-    return DeltaTable.create(
-        uri, schema, mode="ignore", partition_by=partition_by, storage_options=storage_options(uri)
-    )
+    try:
+        return DeltaTable.create(
+            uri,
+            schema,
+            mode="ignore",
+            partition_by=partition_by,
+            storage_options=storage_options(uri),
+        )
+    except CommitFailedError:
+        table = open_table(uri)
+        if table is None:
+            raise
+        return table
 
 
 def ensure_source_tables(layout: LakeLayout, contract: Contract) -> None:
