@@ -287,7 +287,7 @@ def scan_objects(
 def head(client: Any, bucket: str, key: str) -> Mapping[str, Any] | None:
     """The object's ``HeadObject`` answer, or None when the key does not exist."""
     try:
-        return client.head_object(Bucket=bucket, Key=key)  # type: ignore[no-any-return]
+        return client.head_object(Bucket=bucket, Key=key)
     except Exception as exc:
         if error_code(exc) in _NOT_FOUND:
             return None

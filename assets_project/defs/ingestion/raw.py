@@ -232,7 +232,7 @@ class S3LandingZone:
         ready, notes = scan_objects(
             bucket,
             prefix,
-            objects,  # type: ignore[arg-type]
+            objects,
             self.lake.settle_seconds,
             time.time() if now is None else now,
             empty_grace_seconds=grace,
@@ -348,7 +348,7 @@ def _ingest_one(
         )
         deferred.append(drop.relative)
         return None
-    if isinstance(landing, S3LandingZone):
+    if isinstance(drop, S3Drop):
         try:
             target = landing.archive(drop)
         except ObjectChangedError:
