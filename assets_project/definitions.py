@@ -35,7 +35,13 @@ from assets_project.defs.quality.freshness import (
     source_monitoring_schedule,
 )
 from assets_project.defs.quality.marts import mart_suites
-from assets_project.defs.resources import KafkaResource, LakeResource, PostgresResource
+from assets_project.defs.resources import (
+    KafkaResource,
+    LakeResource,
+    PostgresResource,
+    landing_on_s3,
+    s3_resource_from_env,
+)
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     name="automation_condition_sensor",
@@ -83,5 +89,7 @@ defs = dg.Definitions(
         "postgres": PostgresResource.from_env(),
         "kafka": KafkaResource.from_env(),
         "dbt": dbt_resource(),
+        # Only with LANDING_URI (a landing zone on S3): `make dev` stays free of AWS.
+        **({"s3": s3_resource_from_env()} if landing_on_s3() else {}),
     },
 )

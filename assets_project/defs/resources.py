@@ -9,29 +9,43 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from assets_project.lib.kafka import KafkaSettings
 from assets_project.lib.lake import LakeLayout
+from assets_project.lib.landing_s3 import S3Landing
 from assets_project.lib.redact import Redactor, connection_secrets, environment_secrets
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The data folder (landing, archive, quarantine), the Delta lake URI and the warehouse."""
+    """The data folder (landing, archive, quarantine), the Delta lake URI and the warehouse.
+
+    ``landing_uri`` (``LANDING_URI=s3://bucket/prefix``) moves the landing zone to S3, with
+    ``archive_uri`` and ``quarantine_uri`` defaulting to the prefix's siblings (see
+    :mod:`assets_project.lib.landing_s3`); unset, drops land in ``<data_dir>/landing``.
+    """
 
     data_dir: str
     lake_uri: str
     warehouse_path: str
     settle_seconds: float = 5.0
+    landing_uri: str | None = None
+    archive_uri: str | None = None
+    quarantine_uri: str | None = None
 
     @classmethod
     def from_env(cls) -> LakeResource:
-        """Configured from DATA_DIR, LAKE_URI, WAREHOUSE_PATH and LANDING_SETTLE_SECONDS."""
+        """Configured from DATA_DIR, LAKE_URI, WAREHOUSE_PATH, LANDING_SETTLE_SECONDS and, for
+        a landing zone on S3, LANDING_URI, ARCHIVE_URI and QUARANTINE_URI."""
         layout = LakeLayout.from_env()
         return cls(
             data_dir=str(layout.data_dir),
             lake_uri=layout.lake_uri,
             warehouse_path=str(layout.warehouse_path),
             settle_seconds=float(os.environ.get("LANDING_SETTLE_SECONDS", "5")),
+            landing_uri=os.environ.get("LANDING_URI") or None,
+            archive_uri=os.environ.get("ARCHIVE_URI") or None,
+            quarantine_uri=os.environ.get("QUARANTINE_URI") or None,
         )
 
     @property
@@ -39,6 +53,12 @@ class LakeResource(dg.ConfigurableResource):
         """Replaces the environment's secrets (an S3 lake's ``AWS_SECRET_ACCESS_KEY`` and
         ``AWS_SESSION_TOKEN``, which delta-rs reads from there) in errors of lake access."""
         return Redactor(environment_secrets())
+
+    def s3_landing(self) -> S3Landing | None:
+        """The landing zone on S3, or None when drops land in the local folder."""
+        if not self.landing_uri:
+            return None
+        return S3Landing.from_uris(self.landing_uri, self.archive_uri, self.quarantine_uri)
 
     @property
     def layout(self) -> LakeLayout:
@@ -72,6 +92,21 @@ class LakeResource(dg.ConfigurableResource):
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def landing_on_s3() -> bool:
+    """Whether ``LANDING_URI`` puts the landing zone on S3 (read when definitions are built:
+    the file sensors and raw assets then require the ``s3`` resource)."""
+    return bool(os.environ.get("LANDING_URI"))
+
+
+def s3_resource_from_env() -> S3Resource:
+    """The ``s3`` resource of a landing zone on S3. Endpoint (``AWS_ENDPOINT_URL``) and
+    credentials (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, a
+    profile or an instance role) are read by boto3 from the environment, never configured
+    here; only the region, which is no secret, is passed on when set."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return S3Resource(region_name=region or None)
 
 
 class PostgresResource(dg.ConfigurableResource):

@@ -204,10 +204,17 @@ class _Watched:
     Remembers a reader error or a change that a Delta writer would wrap, to raise it as itself.
     """
 
-    def __init__(self, batches: Iterator[pa.RecordBatch], path: Path, identity: FileIdentity):
+    def __init__(
+        self,
+        batches: Iterator[pa.RecordBatch],
+        path: Path,
+        identity: FileIdentity,
+        source_check: Callable[[], None] | None = None,
+    ):
         self._batches = batches
         self._path = path
         self._identity = identity
+        self._source_check = source_check
         self.error: UnreadableFileError | FileChangedError | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
@@ -217,6 +224,8 @@ class _Watched:
             # commits only after its stream ends), nor has the dead-letter commit.
             self._identity.check(self._path)
             failpoint("file.rows_written")
+            if self._source_check is not None:
+                self._source_check()
         except UnreadableFileError as exc:
             # A reader error in a file that changed meanwhile is the change, not the file.
             changed = _changed_instead(self._path, self._identity)
@@ -251,10 +260,14 @@ def ingest_file(
     *,
     source: str,
     batch_id: str | None = None,
+    source_check: Callable[[], None] | None = None,
 ) -> IngestResult:
     """Validate ``path`` against ``contract`` and commit it to the raw and dead-letter tables.
 
     ``source`` is the file's name as recorded in ``_source`` (e.g. ``users/users_0001.csv``).
+    ``source_check``, when ``path`` is a local copy of the real source (an S3 object fetched
+    into the spool), is called where the file's identity is checked, last right before the raw
+    commit; it raises :class:`FileChangedError` when the source is no longer what was copied.
     Raises :class:`~assets_project.lib.readers.UnreadableFileError` when the file as a whole
     cannot be taken (unreadable, or a required column missing), and :class:`FileChangedError`
     when it changed while it was read; nothing is committed then.
@@ -270,7 +283,14 @@ def ingest_file(
     attempt = 1
     while True:
         try:
-            return _ingest_once(path, contract, layout, source=source, batch_id=batch_id)
+            return _ingest_once(
+                path,
+                contract,
+                layout,
+                source=source,
+                batch_id=batch_id,
+                source_check=source_check,
+            )
         except CommitFailedError:
             if attempt >= INGEST_ATTEMPTS:
                 raise
@@ -285,6 +305,7 @@ def _ingest_once(
     *,
     source: str,
     batch_id: str | None,
+    source_check: Callable[[], None] | None = None,
 ) -> IngestResult:
     started = time.perf_counter()
     batch_id = batch_id or uuid.uuid4().hex
@@ -300,6 +321,8 @@ def _ingest_once(
     dlq_done = is_ingested(dlq, app_id)
     if raw_done and dlq_done:
         identity.check(path)  # the content the lake holds is the whole file, not a prefix
+        if source_check is not None:
+            source_check()
         result.already_ingested = True
         result.seconds = time.perf_counter() - started
         return result
@@ -327,6 +350,7 @@ def _ingest_once(
             valid_batches(plan, contract, spool, result, source, batch_id, extracted_at),
             path,
             identity,
+            source_check,
         )
         if raw_done:
             for _ in batches:  # only the rejects are still to be committed

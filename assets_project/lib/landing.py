@@ -131,9 +131,14 @@ def resolve_inside(base: Path, candidate: Path | str) -> Path:
     return resolved
 
 
-def _is_candidate(path: Path) -> bool:
-    name = path.name
+def is_candidate_name(name: str) -> bool:
+    """Whether a file (or object) named ``name`` may be a drop: not hidden (``.``/``_``), not a
+    temporary upload name, a marker or a ``.reason`` file."""
     return not name.startswith((".", "_")) and not name.lower().endswith(_NEVER_READ_SUFFIXES)
+
+
+def _is_candidate(path: Path) -> bool:
+    return is_candidate_name(path.name)
 
 
 def marker_of(path: Path) -> Path:

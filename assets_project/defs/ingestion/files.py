@@ -1,6 +1,8 @@
 """File-drop ingestion: one raw asset and one sensor per source contract.
 
-A file dropped into ``data/landing/<source>/`` is picked up by ``<source>_file_sensor`` once it
+A file dropped into ``data/landing/<source>/`` (or, with ``LANDING_URI=s3://bucket/prefix``,
+an object put under ``s3://bucket/prefix/<source>/``; see
+:mod:`assets_project.lib.landing_s3`) is picked up by ``<source>_file_sensor`` once it
 is complete (settled, or marked ``.done``; see :mod:`assets_project.lib.landing`), which
 requests one run per file (run key from path, size and modification time). The run validates
 the file against the source's contract, appends valid rows to ``lake/raw/<source>`` and
@@ -23,14 +25,21 @@ import dagster as dg
 
 from assets_project.defs.ingestion.raw import (
     INGESTION_RETRY_POLICY,
+    LANDING_ERRORS,
+    Drop,
     FileDropConfig,
+    Landing,
+    drop_name,
+    landing_of,
     materialize_raw,
     raw_asset,
+    s3_resource_keys,
 )
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import contracts_with, raw_asset_key
 from assets_project.lib.contracts import Contract
-from assets_project.lib.landing import DropFile, LandingPolicy, quarantine, scan
+from assets_project.lib.landing import LandingPolicy
+from assets_project.lib.landing_s3 import ObjectChangedError
 
 
 def build_file_drop_asset(
@@ -146,7 +155,12 @@ def _first_line(text: str) -> str:
 
 
 def _latest_run_failure(
-    instance: dg.DagsterInstance, run_key: str, drop: DropFile, attempts: FileAttempts, now: float
+    instance: dg.DagsterInstance,
+    run_key: str,
+    landing: Landing,
+    drop: Drop,
+    attempts: FileAttempts,
+    now: float,
 ) -> str | None:
     """Why the latest run of ``drop`` did not take it out of landing; ``None``: not ended yet.
 
@@ -163,13 +177,9 @@ def _latest_run_failure(
         return run_error(instance, run)
     if run.status != dg.DagsterRunStatus.SUCCESS:
         return None
-    try:
-        stat = drop.path.stat()
-    except FileNotFoundError:
+    if not landing.present(drop):
         return None  # archived after the scan: the run took it
-    if (stat.st_size, stat.st_mtime_ns) != (drop.size, drop.mtime_ns):
-        return None
-    return f"run {run.run_id} succeeded but left the file in the landing folder"
+    return f"run {run.run_id} succeeded but left the file in the landing zone"
 
 
 @dataclass(frozen=True)
@@ -183,9 +193,9 @@ class _Step:
 
 def _step(
     context: dg.SensorEvaluationContext,
-    lake: LakeResource,
+    landing: Landing,
     contract: Contract,
-    drop: DropFile,
+    drop: Drop,
     entry: FileAttempts | None,
     rules: LandingPolicy,
     now: float,
@@ -193,10 +203,10 @@ def _step(
     """Request a new file, wait for a run, schedule a retry, or quarantine after the last one."""
     if entry is None:
         return _Step(FileAttempts(attempt=1, requested_at=now), request=1)
-    name, n, most = drop.path.name, entry.attempt, rules.max_attempts
+    name, n, most = drop_name(drop), entry.attempt, rules.max_attempts
     if entry.retry_at is None:
         run_key = attempt_run_key(contract.name, drop.run_key, n)
-        error = _latest_run_failure(context.instance, run_key, drop, entry, now)
+        error = _latest_run_failure(context.instance, run_key, landing, drop, entry, now)
         if error is None:  # not ended: never requested twice
             return _Step(entry, note=f"{name}: attempt {n}/{most} requested" if n > 1 else None)
         delay = rules.backoff(n)
@@ -209,8 +219,11 @@ def _step(
     if n >= most:
         reason = f"{drop.relative}: quarantined after {n} failed attempts; last error: {error}"
         try:
-            target = quarantine(drop.path, lake.layout.quarantine_dir / contract.name, reason)
-        except OSError as exc:
+            target = landing.quarantine(drop, reason)
+        except ObjectChangedError:
+            # Replaced since the scan: the failed version is gone, the new one is a new drop.
+            return _Step(None, note=f"{name}: replaced by a new version, not quarantined")
+        except LANDING_ERRORS as exc:
             return _Step(entry, note=f"{name}: could not be quarantined ({exc}), will retry")
         context.log.warning(f"{reason} -> {target}")
         return _Step(
@@ -246,13 +259,16 @@ def build_file_drop_sensor(
     """
     key = raw_asset_key(contract.name)
     op_name = key.to_python_identifier()
+    resource_keys = s3_resource_keys()
+    where = "LANDING_URI" if resource_keys else "data/landing"
 
     @dg.sensor(
         name=f"{contract.name}_file_sensor",
         description=f"Requests a run of raw/{contract.name} for each new file in "
-        f"data/landing/{contract.name}/ once it is complete; retries a failed file with "
+        f"{where}/{contract.name}/ once it is complete; retries a failed file with "
         "backoff, then quarantines it with the error.",
         target=[key],
+        required_resource_keys=resource_keys or None,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -260,14 +276,12 @@ def build_file_drop_sensor(
         rules = policy or LandingPolicy.from_env()
         now = clock()
         known = load_cursor(context.cursor, now)
-        folder = lake.layout.landing_dir / contract.name
-        ready, notes = scan(
-            folder, lake.settle_seconds, now, empty_grace_seconds=rules.empty_grace_seconds
-        )
+        landing = landing_of(context, lake, contract.name)
+        ready, notes = landing.scan(now, rules.empty_grace_seconds)
         files: dict[str, FileAttempts] = {}
         requests: list[dg.RunRequest] = []
         for drop in ready:
-            step = _step(context, lake, contract, drop, known.get(drop.run_key), rules, now)
+            step = _step(context, landing, contract, drop, known.get(drop.run_key), rules, now)
             if step.keep is not None:
                 files[drop.run_key] = step.keep
             if step.note:

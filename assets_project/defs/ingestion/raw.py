@@ -3,12 +3,18 @@ arguments, the one channel-choice rule, the file-drop ingestion (every channel's
 dropped files too), replay mode and the lake metadata of a materialization."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.s3 import S3Resource
+from dagster_aws.s3.sensor import get_objects
 
 from assets_project.defs.ingestion.replay import replay_metadata
 from assets_project.defs.metadata import (
@@ -16,7 +22,7 @@ from assets_project.defs.metadata import (
     Metadata,
     table_metadata,
 )
-from assets_project.defs.resources import LakeResource
+from assets_project.defs.resources import LakeResource, landing_on_s3
 from assets_project.defs.sources import raw_asset_key, table_pool
 from assets_project.lib.contracts import CONTRACTS_ROOT, Column, Contract, contract_path
 from assets_project.lib.ingest import FileChangedError, IngestResult, ingest_file
@@ -35,6 +41,19 @@ from assets_project.lib.landing import (
     resolve_inside,
     scan,
 )
+from assets_project.lib.landing_s3 import (
+    ObjectChangedError,
+    S3Drop,
+    S3Landing,
+    check_unchanged,
+    discard_spool,
+    drop_of,
+    fetch,
+    scan_objects,
+    still_there,
+)
+from assets_project.lib.landing_s3 import archive as archive_object
+from assets_project.lib.landing_s3 import quarantine as quarantine_object
 from assets_project.lib.metrics import NEWEST_EVENT_TIME, batch_metrics
 from assets_project.lib.quality import batch_null_counts, newest_event_time
 from assets_project.lib.readers import UnreadableFileError
@@ -124,64 +143,235 @@ def column_schema(contract: Contract, schema: pa.Schema | None = None) -> dg.Tab
     )
 
 
-def _files_to_ingest(
-    config: FileDropConfig, lake: LakeResource, source: str
-) -> tuple[list[DropFile], list[str]]:
-    folder = lake.layout.landing_dir / source
+S3_RESOURCE_KEY = "s3"
+"""The ``dagster_aws.s3.S3Resource`` that file sensors and raw assets use when
+``LANDING_URI`` is on S3 (only then is it required, and added to the definitions)."""
+LANDING_ERRORS = (OSError, BotoCoreError, ClientError)
+"""What moving a drop may raise: a local file system error, or an S3 one."""
+
+Drop = DropFile | S3Drop
+
+
+def drop_name(drop: Drop) -> str:
+    """The drop's file or object name (``users_0001.csv``)."""
+    return drop.relative.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class LocalLanding:
+    """The landing folder ``<data_dir>/landing/<source>`` of one source."""
+
+    lake: LakeResource
+    source: str
+
+    @property
+    def where(self) -> str:
+        return f"data/landing/{self.source}/"
+
+    def scan(self, now: float | None, grace: float) -> tuple[list[Drop], list[str]]:
+        """Ready files and notes (:func:`assets_project.lib.landing.scan`)."""
+        folder = self.lake.layout.landing_dir / self.source
+        ready, notes = scan(folder, self.lake.settle_seconds, now, empty_grace_seconds=grace)
+        return list(ready), notes
+
+    def named(self, path: str) -> Drop | None:
+        """The drop a run's config names (``<source>/<name>``); UnsafePathError outside."""
+        layout = self.lake.layout
+        folder = layout.landing_dir / self.source
+        resolved = resolve_inside(folder, resolve_inside(layout.landing_dir, path))
+        if not resolved.is_file():
+            return None
+        stat = resolved.stat()
+        relative = f"{self.source}/{resolved.relative_to(folder.resolve())}"
+        return DropFile(
+            path=resolved, relative=relative, size=stat.st_size, mtime_ns=stat.st_mtime_ns
+        )
+
+    def present(self, drop: Drop) -> bool:
+        """Whether the drop is still in landing, unchanged (a run did not take it)."""
+        assert isinstance(drop, DropFile)
+        try:
+            stat = drop.path.stat()
+        except FileNotFoundError:
+            return False
+        return (stat.st_size, stat.st_mtime_ns) == (drop.size, drop.mtime_ns)
+
+    @contextmanager
+    def local_copy(self, drop: Drop) -> Iterator[tuple[Path, Callable[[], None] | None]]:
+        """The file to read (the drop itself) and no extra check."""
+        assert isinstance(drop, DropFile)
+        yield drop.path, None
+
+    def archive(self, drop: Drop) -> str:
+        assert isinstance(drop, DropFile)
+        return str(archive(drop.path, self.lake.layout.archive_dir / self.source))
+
+    def quarantine(self, drop: Drop, reason: str) -> str:
+        assert isinstance(drop, DropFile)
+        return str(quarantine(drop.path, self.lake.layout.quarantine_dir / self.source, reason))
+
+
+@dataclass(frozen=True)
+class S3LandingZone:
+    """The landing prefix ``<LANDING_URI>/<source>/`` of one source, listed through
+    dagster-aws (:func:`dagster_aws.s3.sensor.get_objects`)."""
+
+    lake: LakeResource
+    store: S3Landing
+    client: Any
+    source: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.store.landing}/{self.source}/"
+
+    def scan(self, now: float | None, grace: float) -> tuple[list[Drop], list[str]]:
+        """Ready objects and notes (:func:`assets_project.lib.landing_s3.scan_objects`)."""
+        prefix = self.store.source_prefix(self.source)
+        bucket = self.store.landing.bucket
+        objects = get_objects(bucket, prefix, client=self.client)
+        ready, notes = scan_objects(
+            bucket,
+            prefix,
+            objects,
+            self.lake.settle_seconds,
+            time.time() if now is None else now,
+            empty_grace_seconds=grace,
+        )
+        return list(ready), notes
+
+    def named(self, path: str) -> Drop | None:
+        key = self.store.key_of(self.source, path)
+        return drop_of(self.client, self.store.landing.bucket, key, path)
+
+    def present(self, drop: Drop) -> bool:
+        assert isinstance(drop, S3Drop)
+        return still_there(self.client, drop)
+
+    @contextmanager
+    def local_copy(self, drop: Drop) -> Iterator[tuple[Path, Callable[[], None] | None]]:
+        """The object's version fetched into the spool, and the check that the key still
+        holds it (called right before the commit); the spool file is deleted afterwards."""
+        assert isinstance(drop, S3Drop)
+        path = fetch(self.client, drop, self.lake.layout.spool_dir)
+        try:
+            yield path, lambda: check_unchanged(self.client, drop)
+        finally:
+            discard_spool(path)
+
+    def archive(self, drop: Drop) -> str:
+        assert isinstance(drop, S3Drop)
+        return archive_object(self.client, drop, self.store)
+
+    def quarantine(self, drop: Drop, reason: str) -> str:
+        assert isinstance(drop, S3Drop)
+        return quarantine_object(self.client, drop, self.store, reason)
+
+
+Landing = LocalLanding | S3LandingZone
+
+
+def s3_client_of(context: Any) -> Any:
+    """The boto3 client of the ``s3`` resource in a sensor's or an asset's context."""
+    resource = getattr(context.resources, S3_RESOURCE_KEY, None)
+    if resource is None:
+        raise dg.Failure(
+            "LANDING_URI is on S3 but these definitions were built without the s3 resource "
+            "(set LANDING_URI before the code location loads)",
+            allow_retries=False,
+        )
+    return resource.get_client() if isinstance(resource, S3Resource) else resource
+
+
+def landing_of(context: Any, lake: LakeResource, source: str) -> Landing:
+    """Where ``source``'s drops land: the S3 prefix when ``lake.landing_uri`` is set, else the
+    local folder."""
+    store = lake.s3_landing
+    if store is None:
+        return LocalLanding(lake, source)
+    return S3LandingZone(lake, store, s3_client_of(context), source)
+
+
+def s3_resource_keys() -> set[str]:
+    """The resource keys a file sensor or raw asset needs beyond its parameters: ``s3`` when
+    ``LANDING_URI`` is set when the definitions are built, none otherwise."""
+    return {S3_RESOURCE_KEY} if landing_on_s3() else set()
+
+
+def _files_to_ingest(config: FileDropConfig, landing: Landing) -> tuple[list[Drop], list[str]]:
     if config.path is None:
         grace = LandingPolicy.from_env().empty_grace_seconds
-        return scan(folder, lake.settle_seconds, empty_grace_seconds=grace)
-    path = resolve_inside(folder, resolve_inside(lake.layout.landing_dir, config.path))
-    if not path.is_file():
-        return [], [f"{config.path}: no longer in the landing folder (already ingested?)"]
-    stat = path.stat()
-    relative = f"{source}/{path.relative_to(folder.resolve())}"
-    return [
-        DropFile(path=path, relative=relative, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-    ], []
+        return landing.scan(None, grace)
+    drop = landing.named(config.path)
+    if drop is None:
+        return [], [f"{config.path}: no longer in the landing zone (already ingested?)"]
+    return [drop], []
 
 
 def _ingest_one(
     context: dg.AssetExecutionContext,
-    drop: DropFile,
+    drop: Drop,
     contract: Contract,
-    lake: LakeResource,
+    landing: Landing,
     deferred: list[str],
 ) -> IngestResult | None:
-    """Ingest one file and archive it; ``None`` if it was quarantined or left in landing.
+    """Ingest one drop and archive it; ``None`` if it was quarantined or left in landing.
 
-    A file that changed while it was read is left in landing (its name is added to
+    A drop that changed while it was read is left in landing (its name is added to
     ``deferred``): nothing was committed, and it is requested again once it has settled.
     """
-    layout = lake.layout
+    layout = landing.lake.layout
     try:
-        result = ingest_file(
-            drop.path, contract, layout, source=drop.relative, batch_id=context.run.run_id
-        )
+        with landing.local_copy(drop) as (path, source_check):
+            result = ingest_file(
+                path,
+                contract,
+                layout,
+                source=drop.relative,
+                batch_id=context.run.run_id,
+                source_check=source_check,
+            )
     except UnreadableFileError as exc:
         reason = f"{drop.relative}: {exc}"
-        target = quarantine(drop.path, layout.quarantine_dir / contract.name, reason)
+        try:
+            target = landing.quarantine(drop, reason)
+        except ObjectChangedError as changed:
+            context.log.warning(f"{drop.relative}: not quarantined: {changed}")
+            deferred.append(drop.relative)
+            return None
         context.log.warning(f"quarantined {reason} -> {target}")
         return None
     except FileChangedError as exc:
         context.log.warning(
-            f"{drop.relative}: {exc}; nothing committed, left in the landing folder until it "
+            f"{drop.relative}: {exc}; nothing committed, left in the landing zone until it "
             "settles (a producer that pauses while writing should use a .done marker or write "
             "under a temporary name and rename)"
         )
         deferred.append(drop.relative)
         return None
-    if _changed_since(drop, result):
+    if isinstance(drop, S3Drop):
+        try:
+            target = landing.archive(drop)
+        except ObjectChangedError:
+            # Rewritten after the commit: the lake holds the version that was read; the new
+            # version is a new drop (a new ETag) and is read whole on its own.
+            context.log.warning(
+                f"{drop.relative}: replaced after version {drop.etag} was ingested; the new "
+                "version stays in landing and is ingested as a new drop"
+            )
+            return result
+    elif _changed_since(drop, result):
         # Written to after its content was committed (a tiny window after the last check):
         # the lake holds what was read, the file holds more. Set it aside with the facts.
         reason = (
             f"{drop.relative}: changed after it was ingested; the lake holds its first "
             f"{result.bytes} bytes (sha256 {result.sha256}), this file has more"
         )
-        target = quarantine(drop.path, layout.quarantine_dir / contract.name, reason)
+        target = landing.quarantine(drop, reason)
         context.log.error(f"quarantined {reason} -> {target}")
         return result
-    target = archive(drop.path, layout.archive_dir / contract.name)
+    else:
+        target = landing.archive(drop)
     if result.already_ingested:
         context.log.info(f"{drop.relative}: content already in the lake; archived to {target}")
     else:
@@ -192,9 +382,9 @@ def _ingest_one(
     return result
 
 
-def _changed_since(drop: DropFile, result: IngestResult) -> bool:
+def _changed_since(drop: Drop, result: IngestResult) -> bool:
     """Whether the file is no longer the one ``ingest_file`` read (size or time differ)."""
-    if result.mtime_ns is None:
+    if result.mtime_ns is None or not isinstance(drop, DropFile):
         return False
     stat = drop.path.stat()
     return (stat.st_size, stat.st_mtime_ns) != (result.bytes, result.mtime_ns)
@@ -212,8 +402,10 @@ def raw_asset(
     """``@dg.asset`` with what every raw asset shares: key, group, owners (the contract's
     owner and team), contract metadata and tags, retry policy (in-run step retries), the
     contract's freshness policy and the table's pool (one writer of the table at a time, and
-    never beside its maintenance)."""
+    never beside its maintenance). A source with a file channel requires the ``s3`` resource
+    when ``LANDING_URI`` is on S3."""
     return dg.asset(
+        required_resource_keys=s3_resource_keys() if "files" in contract.channels else None,
         pool=table_pool(contract.name),
         key=raw_asset_key(contract.name),
         group_name="raw",
@@ -284,15 +476,16 @@ def ingest_file_drops(
     Returns the materialization metadata. Every raw asset with a file channel runs this,
     including the ones that also read a database or a topic.
     """
+    landing = landing_of(context, lake, contract.name)
     try:
-        drops, notes = _files_to_ingest(config, lake, contract.name)
+        drops, notes = _files_to_ingest(config, landing)
     except UnsafePathError as exc:
         raise dg.Failure(f"refusing to read {config.path}: {exc}", allow_retries=False) from exc
     for note in notes:
         context.log.info(note)
     deferred: list[str] = []
     results = [
-        r for d in drops if (r := _ingest_one(context, d, contract, lake, deferred)) is not None
+        r for d in drops if (r := _ingest_one(context, d, contract, landing, deferred)) is not None
     ]
     written = [r for r in results if not r.already_ingested]
     ensure_source_tables(lake.layout, contract)
