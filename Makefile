@@ -42,11 +42,9 @@ demo-data: install
 
 ## The dbt manifest that the Dagster dbt assets are built from. Parsed with the paths runs use
 ## (LakeResource exports them to dbt), so dbt's partial parsing holds: a changed profile
-## means a full parse on every dbt run.
+## means a full parse on every dbt run. deploy/Dockerfile runs the same script at build time.
 dbt-manifest: install
-	cd dbt_project && WAREHOUSE_PATH=$${WAREHOUSE_PATH:-$(DATA_DIR)/warehouse.duckdb} \
-		LAKE_URI=$${LAKE_URI:-$(DATA_DIR)/lake} \
-		../$(VENV)/bin/dbt parse --quiet --profiles-dir . --project-dir .
+	DATA_DIR=$(DATA_DIR) DBT=$(CURDIR)/$(VENV)/bin/dbt deploy/dbt-manifest.sh
 
 ## The dbt files that repeat contract facts (the raw sources YAML, the contract_values macro of
 ## the enums), regenerated from assets_project/contracts after a contract changes.
