@@ -42,11 +42,9 @@ demo-data: install
 
 ## The dbt manifest that the Dagster dbt assets are built from. Parsed with the paths runs use
 ## (LakeResource exports them to dbt), so dbt's partial parsing holds: a changed profile
-## means a full parse on every dbt run.
+## means a full parse on every dbt run. deploy/Dockerfile runs the same script at build time.
 dbt-manifest: install
-	cd dbt_project && WAREHOUSE_PATH=$${WAREHOUSE_PATH:-$(DATA_DIR)/warehouse.duckdb} \
-		LAKE_URI=$${LAKE_URI:-$(DATA_DIR)/lake} \
-		../$(VENV)/bin/dbt parse --quiet --profiles-dir . --project-dir .
+	DATA_DIR=$(DATA_DIR) DBT=$(CURDIR)/$(VENV)/bin/dbt deploy/dbt-manifest.sh
 
 ## The dbt files that repeat contract facts (the raw sources YAML, the contract_values macro of
 ## the enums), regenerated from assets_project/contracts after a contract changes.
@@ -56,17 +54,25 @@ dbt-yaml: install
 
 ## The instance settings: dagster.yaml, plus Dagster's state in PostgreSQL when
 ## DAGSTER_STORAGE=postgres (deploy/dagster.postgres.yaml; connection from DAGSTER_PG_HOST,
-## DAGSTER_PG_PORT, DAGSTER_PG_DB, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD).
-## The default keeps the embedded SQLite storage under DAGSTER_HOME.
+## DAGSTER_PG_PORT, DAGSTER_PG_DB, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD), plus the steps'
+## stdout/stderr in S3 when DAGSTER_COMPUTE_LOGS=s3 (deploy/dagster.s3-logs.yaml; bucket from
+## DAGSTER_COMPUTE_LOGS_BUCKET, credentials and endpoint from boto3's AWS_* environment).
+## The defaults keep the embedded SQLite storage and local compute logs under DAGSTER_HOME.
 DAGSTER_STORAGE ?= sqlite
+DAGSTER_COMPUTE_LOGS ?= local
 dagster-home:
 	@case "$(DAGSTER_STORAGE)" in sqlite|postgres) ;; \
 		*) echo "DAGSTER_STORAGE must be sqlite or postgres, not '$(DAGSTER_STORAGE)'" >&2; exit 2;; esac
+	@case "$(DAGSTER_COMPUTE_LOGS)" in local|s3) ;; \
+		*) echo "DAGSTER_COMPUTE_LOGS must be local or s3, not '$(DAGSTER_COMPUTE_LOGS)'" >&2; exit 2;; esac
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@if [ "$(DAGSTER_STORAGE)" = postgres ]; then \
 		printf '\n' >> $(DAGSTER_HOME)/dagster.yaml && \
 		cat deploy/dagster.postgres.yaml >> $(DAGSTER_HOME)/dagster.yaml; fi
+	@if [ "$(DAGSTER_COMPUTE_LOGS)" = s3 ]; then \
+		printf '\n' >> $(DAGSTER_HOME)/dagster.yaml && \
+		cat deploy/dagster.s3-logs.yaml >> $(DAGSTER_HOME)/dagster.yaml; fi
 
 ## The UI and the daemon; once the UI answers, its URL and three things to try are printed.
 ## dagster dev runs in the foreground (exec) so that Ctrl-C reaches it; the welcome watches its
