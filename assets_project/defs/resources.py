@@ -54,6 +54,7 @@ class LakeResource(dg.ConfigurableResource):
         ``AWS_SESSION_TOKEN``, which delta-rs reads from there) in errors of lake access."""
         return Redactor(environment_secrets())
 
+    @property
     def s3_landing(self) -> S3Landing | None:
         """The landing zone on S3, or None when drops land in the local folder."""
         if not self.landing_uri:

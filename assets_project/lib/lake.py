@@ -127,7 +127,7 @@ def storage_options(uri: str) -> dict[str, str] | None:
     return {"conditional_put": "etag"}
 
 
-def delta_table(uri: str, version: int | str | None = None) -> DeltaTable:
+def delta_table(uri: str, version: int | None = None) -> DeltaTable:
     """The Delta table at ``uri`` (at ``version``), opened with the lake's storage options."""
     return DeltaTable(uri, version=version, storage_options=storage_options(uri))
 
