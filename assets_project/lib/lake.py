@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from assets_project.lib.contracts import Contract
@@ -183,6 +183,9 @@ def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None = N
             mode="ignore",
             partition_by=partition_by,
             storage_options=storage_options(uri),
+            # A creation that loses the race for version 0 must not be retried as version 1:
+            # delta-rs would rebase it into a second CREATE TABLE with another table id.
+            commit_properties=CommitProperties(max_commit_retries=0),
         )
     except CommitFailedError:
         table = open_table(uri)
