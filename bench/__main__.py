@@ -9,6 +9,7 @@
     python -m bench postgres --rows 1e5 --rows 1e6 --repeat 3  # DATABASE_URL or local cluster
     python -m bench kafka --events 1000000 --repeat 3   # Kafka → Delta vs a bare consume loop
     python -m bench lake --drops 100 --events 50000 --dbt  # scans before/after maintenance
+    python -m bench latency --drops 5                 # drop-to-mart latency under make dev
 
 Progress goes to stderr; the results (machine, versions, a Markdown table per case) to stdout,
 in the form ``BENCHMARKS.md`` uses.
@@ -26,7 +27,7 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from bench import kafka, lake, pipeline, postgres, validation
+from bench import kafka, lake, latency, pipeline, postgres, validation
 
 log = logging.getLogger("bench")
 
@@ -206,13 +207,37 @@ def run_postgres_case(args: argparse.Namespace, out: list[str], raw: list[dict])
         raw.extend(asdict(m) for m in measurements)
 
 
+def _settings(text: str) -> tuple[str, dict[str, str]]:
+    label, _, pairs = text.partition(":")
+    values = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+    return label, values
+
+
+def run_latency_case(args: argparse.Namespace, out: list[str], raw: list[dict]) -> None:
+    variants = [("shipped defaults", {}), *(_settings(text) for text in args.setting)]
+    cases = []
+    for index, (label, settings) in enumerate(variants):
+        log.info("latency: %s %s", label, settings)
+        case = latency.run_case(
+            args.drops or 5,
+            args.drop_events,
+            args.work.resolve() / f"latency-{index}",
+            log.info,
+            label=label,
+            settings=settings,
+        )
+        cases.append(case)
+        raw.append(asdict(case))
+    _emit(out, latency.format_case(cases))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "case",
         nargs="?",
         default="pipeline",
-        choices=["pipeline", "validation", "postgres", "kafka", "lake"],
+        choices=["pipeline", "validation", "postgres", "kafka", "lake", "latency"],
     )
     parser.add_argument(
         "--size",
@@ -271,7 +296,19 @@ def main(argv: list[str] | None = None) -> int:
         help="implementations to run (ours first: the others are checked against it)",
     )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--drops", type=int, default=100, help="lake: drops to ingest (<= 100)")
+    parser.add_argument(
+        "--drops", type=int, help="lake: drops to ingest (<= 100, default 100); latency: 5"
+    )
+    parser.add_argument(
+        "--drop-events", type=int, default=1000, help="latency: user events per drop (1000)"
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="LABEL:VAR=VALUE[,VAR=VALUE]",
+        help="latency: also run under these environment settings (repeatable)",
+    )
     parser.add_argument("--dbt", action="store_true", help="lake: also time dbt build")
     parser.add_argument(
         "--breakdown",
@@ -316,10 +353,17 @@ def main(argv: list[str] | None = None) -> int:
         run_postgres_case(args, out, raw)
     elif args.case == "lake":
         lake_case = lake.run_case(
-            args.drops, args.events, args.repeat, seed=args.seed, with_dbt=args.dbt, log=log.info
+            args.drops or 100,
+            args.events,
+            args.repeat,
+            seed=args.seed,
+            with_dbt=args.dbt,
+            log=log.info,
         )
         _emit(out, lake.format_case(lake_case))
         raw.append(asdict(lake_case))
+    elif args.case == "latency":
+        run_latency_case(args, out, raw)
     else:
         run_validation_case(args, out, raw)
     if args.json:
