@@ -17,6 +17,7 @@ from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sens
 from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.ingestion.postgres import database_source_assets, extraction_schedules
 from assets_project.defs.ingestion.replay import dead_letter_replay_job
+from assets_project.defs.intervals import AUTOMATION_INTERVAL_SECONDS
 from assets_project.defs.lake.maintenance import (
     lake_maintenance_job,
     maintenance_assets,
@@ -46,7 +47,7 @@ from assets_project.defs.resources import (
 automation_sensor = dg.AutomationConditionSensorDefinition(
     name="automation_condition_sensor",
     target=dg.AssetSelection.all(),
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Materializes dbt models when new raw data has landed upstream.",
 )

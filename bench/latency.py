@@ -214,7 +214,7 @@ def _staged(warehouse: Path, lake: Path, relative: str) -> tuple[int, int]:
                 con.register("drop_ids", ids)
                 committed, staged = con.execute(
                     "select count(distinct d.event_id), count(distinct s.event_id) from drop_ids d"
-                    " left join main_staging.stg_user_events s on s.event_id = d.event_id"
+                    " left join main.stg_user_events s on s.event_id = d.event_id"
                 ).fetchone() or (0, 0)
                 return int(committed), int(staged)
         except duckdb.IOException:  # the writer (a dbt run) holds the file: try again

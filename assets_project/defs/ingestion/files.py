@@ -25,6 +25,7 @@ import dagster as dg
 
 from assets_project.defs.ingestion.raw import (
     INGESTION_RETRY_POLICY,
+    INGESTION_RUN_EXECUTION,
     LANDING_ERRORS,
     Drop,
     FileDropConfig,
@@ -35,6 +36,7 @@ from assets_project.defs.ingestion.raw import (
     raw_asset,
     s3_resource_keys,
 )
+from assets_project.defs.intervals import FILE_SENSOR_INTERVAL_SECONDS
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import contracts_with, raw_asset_key
 from assets_project.lib.contracts import Contract
@@ -269,7 +271,7 @@ def build_file_drop_sensor(
         "backoff, then quarantines it with the error.",
         target=[key],
         required_resource_keys=resource_keys or None,
-        minimum_interval_seconds=15,
+        minimum_interval_seconds=FILE_SENSOR_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
@@ -290,7 +292,10 @@ def build_file_drop_sensor(
                 requests.append(
                     dg.RunRequest(
                         run_key=attempt_run_key(contract.name, drop.run_key, step.request),
-                        run_config=dg.RunConfig(ops={op_name: FileDropConfig(path=drop.relative)}),
+                        run_config=dg.RunConfig(
+                            ops={op_name: FileDropConfig(path=drop.relative)},
+                            execution=INGESTION_RUN_EXECUTION,
+                        ),
                         tags={"source_file": drop.relative},
                     )
                 )

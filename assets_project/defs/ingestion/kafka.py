@@ -21,6 +21,7 @@ import dagster as dg
 from confluent_kafka import KafkaException
 
 from assets_project.defs.ingestion.raw import (
+    INGESTION_RUN_EXECUTION,
     FileDropConfig,
     lake_table_metadata,
     materialize_raw,
@@ -238,7 +239,10 @@ def build_stream_sensor(contract: Contract) -> dg.SensorDefinition:
             run_requests=[
                 dg.RunRequest(
                     run_key=run_key,
-                    run_config=dg.RunConfig(ops={op_name: StreamConfig(channel="kafka")}),
+                    run_config=dg.RunConfig(
+                        ops={op_name: StreamConfig(channel="kafka")},
+                        execution=INGESTION_RUN_EXECUTION,
+                    ),
                     tags={"kafka_topic": topic, "kafka_lag": str(lag)},
                 )
             ],

@@ -63,6 +63,12 @@ INGESTION_RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
+#: The executor config of the runs the ingestion sensors request: the raw step and its checks
+#: run in the run worker's own process, one after another (the default, multiprocess, starts
+#: one more Python process per step, each loading the code location: seconds of start-up per
+#: step for a run that ingests one file). Pools apply the same way in either executor.
+INGESTION_RUN_EXECUTION: dict[str, Any] = {"config": {"in_process": {}}}
+
 
 class FileDropConfig(dg.Config):
     """Which dropped file to ingest."""

@@ -116,6 +116,8 @@ def test_sensor_requests_one_run_per_file_then_nothing(
     request = first.run_requests[0]
     assert request.run_key.startswith("users:users/users_0001.csv:")
     assert request.run_config["ops"]["raw__users"]["config"] == {"path": "users/users_0001.csv"}
+    # One process per run: the raw step and its checks in the run worker (no step processes).
+    assert request.run_config["execution"] == {"config": {"in_process": {}}}
 
     second = _tick(lake, first.cursor, instance)
     assert second.run_requests == []

@@ -104,6 +104,7 @@ def test_sensor_requests_a_run_per_offset_range_and_the_asset_ingests_it(
     assert request.run_key.startswith(f"{kafka_topic}:0:0-")
     assert ",1:0-" in request.run_key
     assert request.run_config["ops"]["raw__user_events"]["config"]["channel"] == "kafka"
+    assert request.run_config["execution"] == {"config": {"in_process": {}}}
     # Same lag, same key: the run queue deduplicates it.
     assert _tick(contract, lake, kafka, first.cursor).run_requests[0].run_key == request.run_key
     # A sensor tick reads only: the source's tables are made by the run it requests.
