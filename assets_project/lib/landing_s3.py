@@ -242,6 +242,9 @@ def scan_objects(
             notes.append(f"not read: key {key!r} is outside {source_prefix!r}")
             continue
         rest = key[len(source_prefix) :]
+        if any(segment in (".", "..") for segment in rest.split("/")) or "\\" in rest:
+            notes.append(f"not read: key {key!r} is not a plain key under {source_prefix!r}")
+            continue
         if "/" in rest.rstrip("/") or not rest or rest.endswith("/"):
             continue  # a deeper "folder" or a folder placeholder: not a drop of this source
         try:
