@@ -40,8 +40,6 @@ from assets_project.defs.resources import (
     KafkaResource,
     LakeResource,
     PostgresResource,
-    landing_on_s3,
-    s3_resource_from_env,
 )
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -90,7 +88,5 @@ defs = dg.Definitions(
         "postgres": PostgresResource.from_env(),
         "kafka": KafkaResource.from_env(),
         "dbt": dbt_resource(),
-        # Only with LANDING_URI (a landing zone on S3): `make dev` stays free of AWS.
-        **({"s3": s3_resource_from_env()} if landing_on_s3() else {}),
     },
 )

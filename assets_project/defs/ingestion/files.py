@@ -34,10 +34,9 @@ from assets_project.defs.ingestion.raw import (
     landing_of,
     materialize_raw,
     raw_asset,
-    s3_resource_keys,
 )
 from assets_project.defs.intervals import FILE_SENSOR_INTERVAL_SECONDS
-from assets_project.defs.resources import LakeResource
+from assets_project.defs.resources import LakeResource, landing_on_s3
 from assets_project.defs.sources import contracts_with, raw_asset_key
 from assets_project.lib.contracts import Contract
 from assets_project.lib.landing import LandingPolicy
@@ -261,8 +260,7 @@ def build_file_drop_sensor(
     """
     key = raw_asset_key(contract.name)
     op_name = key.to_python_identifier()
-    resource_keys = s3_resource_keys()
-    where = "LANDING_URI" if resource_keys else "data/landing"
+    where = "LANDING_URI" if landing_on_s3() else "data/landing"
 
     @dg.sensor(
         name=f"{contract.name}_file_sensor",
@@ -270,7 +268,6 @@ def build_file_drop_sensor(
         f"{where}/{contract.name}/ once it is complete; retries a failed file with "
         "backoff, then quarantines it with the error.",
         target=[key],
-        required_resource_keys=resource_keys or None,
         minimum_interval_seconds=FILE_SENSOR_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )

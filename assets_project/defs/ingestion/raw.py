@@ -22,7 +22,7 @@ from assets_project.defs.metadata import (
     Metadata,
     table_metadata,
 )
-from assets_project.defs.resources import LakeResource, landing_on_s3
+from assets_project.defs.resources import LakeResource, s3_resource_from_env
 from assets_project.defs.sources import raw_asset_key, table_pool
 from assets_project.lib.contracts import CONTRACTS_ROOT, Column, Contract, contract_path
 from assets_project.lib.ingest import FileChangedError, IngestResult, ingest_file
@@ -278,14 +278,16 @@ Landing = LocalLanding | S3LandingZone
 
 
 def s3_client_of(context: Any) -> Any:
-    """The boto3 client of the ``s3`` resource in a sensor's or an asset's context."""
-    resource = getattr(context.resources, S3_RESOURCE_KEY, None)
+    """A boto3 client for the landing zone on S3: the ``s3`` resource's when the definitions
+    carry one, else dagster-aws's :class:`S3Resource` made from the environment
+    (:func:`~assets_project.defs.resources.s3_resource_from_env`: endpoint and credentials read
+    by boto3 from there, never configured). Not a declared resource requirement: an op or sensor
+    that names its resources as parameters (``lake``) cannot also declare keys, and one that
+    required ``s3`` only with ``LANDING_URI`` set would change the definitions with it."""
+    resources = getattr(context, "resources", None)
+    resource = getattr(resources, S3_RESOURCE_KEY, None) if resources is not None else None
     if resource is None:
-        raise dg.Failure(
-            "LANDING_URI is on S3 but these definitions were built without the s3 resource "
-            "(set LANDING_URI before the code location loads)",
-            allow_retries=False,
-        )
+        resource = s3_resource_from_env()
     return resource.get_client() if isinstance(resource, S3Resource) else resource
 
 
@@ -296,12 +298,6 @@ def landing_of(context: Any, lake: LakeResource, source: str) -> Landing:
     if store is None:
         return LocalLanding(lake, source)
     return S3LandingZone(lake, store, s3_client_of(context), source)
-
-
-def s3_resource_keys() -> set[str]:
-    """The resource keys a file sensor or raw asset needs beyond its parameters: ``s3`` when
-    ``LANDING_URI`` is set when the definitions are built, none otherwise."""
-    return {S3_RESOURCE_KEY} if landing_on_s3() else set()
 
 
 def _files_to_ingest(config: FileDropConfig, landing: Landing) -> tuple[list[Drop], list[str]]:
@@ -408,10 +404,9 @@ def raw_asset(
     """``@dg.asset`` with what every raw asset shares: key, group, owners (the contract's
     owner and team), contract metadata and tags, retry policy (in-run step retries), the
     contract's freshness policy and the table's pool (one writer of the table at a time, and
-    never beside its maintenance). A source with a file channel requires the ``s3`` resource
-    when ``LANDING_URI`` is on S3."""
+    never beside its maintenance). With ``LANDING_URI`` on S3, a file channel reads the landing
+    zone through dagster-aws's S3 client (:func:`s3_client_of`)."""
     return dg.asset(
-        required_resource_keys=s3_resource_keys() if "files" in contract.channels else None,
         pool=table_pool(contract.name),
         key=raw_asset_key(contract.name),
         group_name="raw",
