@@ -52,27 +52,18 @@ dbt-manifest: install
 dbt-yaml: install
 	$(PY) -m assets_project contracts generate
 
-## The instance settings: dagster.yaml, plus Dagster's state in PostgreSQL when
-## DAGSTER_STORAGE=postgres (deploy/dagster.postgres.yaml; connection from DAGSTER_PG_HOST,
-## DAGSTER_PG_PORT, DAGSTER_PG_DB, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD), plus the steps'
-## stdout/stderr in S3 when DAGSTER_COMPUTE_LOGS=s3 (deploy/dagster.s3-logs.yaml; bucket from
+## The instance settings (deploy/dagster-home.sh, which the containers of deploy/ run too):
+## dagster.yaml, plus Dagster's state in PostgreSQL when DAGSTER_STORAGE=postgres
+## (deploy/dagster.postgres.yaml; connection from DAGSTER_PG_HOST, DAGSTER_PG_PORT,
+## DAGSTER_PG_DB, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD), plus the steps' stdout/stderr in S3
+## when DAGSTER_COMPUTE_LOGS=s3 (deploy/dagster.s3-logs.yaml; bucket from
 ## DAGSTER_COMPUTE_LOGS_BUCKET, credentials and endpoint from boto3's AWS_* environment).
 ## The defaults keep the embedded SQLite storage and local compute logs under DAGSTER_HOME.
 DAGSTER_STORAGE ?= sqlite
 DAGSTER_COMPUTE_LOGS ?= local
 dagster-home:
-	@case "$(DAGSTER_STORAGE)" in sqlite|postgres) ;; \
-		*) echo "DAGSTER_STORAGE must be sqlite or postgres, not '$(DAGSTER_STORAGE)'" >&2; exit 2;; esac
-	@case "$(DAGSTER_COMPUTE_LOGS)" in local|s3) ;; \
-		*) echo "DAGSTER_COMPUTE_LOGS must be local or s3, not '$(DAGSTER_COMPUTE_LOGS)'" >&2; exit 2;; esac
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	@if [ "$(DAGSTER_STORAGE)" = postgres ]; then \
-		printf '\n' >> $(DAGSTER_HOME)/dagster.yaml && \
-		cat deploy/dagster.postgres.yaml >> $(DAGSTER_HOME)/dagster.yaml; fi
-	@if [ "$(DAGSTER_COMPUTE_LOGS)" = s3 ]; then \
-		printf '\n' >> $(DAGSTER_HOME)/dagster.yaml && \
-		cat deploy/dagster.s3-logs.yaml >> $(DAGSTER_HOME)/dagster.yaml; fi
+	DAGSTER_STORAGE=$(DAGSTER_STORAGE) DAGSTER_COMPUTE_LOGS=$(DAGSTER_COMPUTE_LOGS) \
+		DAGSTER_RUN_LAUNCHER=local deploy/dagster-home.sh
 
 ## The UI and the daemon; once the UI answers, its URL and three things to try are printed.
 ## dagster dev runs in the foreground (exec) so that Ctrl-C reaches it; the welcome watches its

@@ -133,3 +133,33 @@ def test_dagster_instance_info_loads_each_variant(
     assert ("S3ComputeLogManager" in output) == ("DAGSTER_COMPUTE_LOGS=s3" in settings)
     assert s3.secret_key not in output
     assert env["DAGSTER_PG_PASSWORD"] not in output
+
+
+def test_the_ecs_variant_loads_with_the_ecs_run_launcher(
+    s3: MotoS3, postgres_url: str, tmp_path: Path
+) -> None:
+    """deploy/dagster-home.sh as the ECS task definition runs it: PostgreSQL storage, compute
+    logs in S3 and dagster-aws's EcsRunLauncher (its ECS client built against moto's endpoint;
+    nothing is launched: there is no ECS here)."""
+    home = tmp_path / "home"
+    env = {
+        "DAGSTER_STORAGE": "postgres",
+        "DAGSTER_COMPUTE_LOGS": "s3",
+        "DAGSTER_RUN_LAUNCHER": "ecs",
+        "DAGSTER_COMPUTE_LOGS_BUCKET": s3.create_bucket(),
+        **pg_environment(postgres_url),
+    }
+    written = _run([str(REPO / "deploy" / "dagster-home.sh")], home, env)
+    assert written.returncode == 0, written.stderr
+    code = (
+        "import dagster as dg; i = dg.DagsterInstance.get();"
+        " print(type(i.run_launcher).__name__, type(i.compute_log_manager).__name__,"
+        " type(i.run_storage).__name__)"
+    )
+    loaded = _run([sys.executable, "-c", code], home, env)
+    output = loaded.stdout + loaded.stderr
+    assert loaded.returncode == 0, output
+    assert "EcsRunLauncher S3ComputeLogManager PostgresRunStorage" in output
+    assert s3.secret_key not in output and env["DAGSTER_PG_PASSWORD"] not in output
+    bad = _run([str(REPO / "deploy" / "dagster-home.sh")], home, {"DAGSTER_RUN_LAUNCHER": "k8s"})
+    assert bad.returncode == 2 and "DAGSTER_RUN_LAUNCHER must be local or ecs" in bad.stderr

@@ -175,12 +175,13 @@ def test_the_s3_lake_holds_the_tables_and_the_local_data_folder_holds_none(
 ) -> None:
     s3: LakeResource = runs["s3"]  # type: ignore[assignment]
     local: LakeResource = runs["local"]  # type: ignore[assignment]
+    operations: set[str] = set()
     for source in ("users", "products", "orders", "user_events"):
         on_s3 = delta_table(s3.layout.raw_uri(source)).count()
         assert on_s3 == delta_table(local.layout.raw_uri(source)).count() > 0
-        # maintenance committed on S3: an OPTIMIZE (or nothing to compact) and a VACUUM
-        operations = {c["operation"] for c in delta_table(s3.layout.raw_uri(source)).history()}
-        assert "VACUUM END" in operations or "VACUUM START" in operations, operations
+        operations |= {c["operation"] for c in delta_table(s3.layout.raw_uri(source)).history()}
+    # maintenance committed on S3 (a VACUUM with nothing past its retention commits nothing)
+    assert "OPTIMIZE" in operations, operations
     assert not (Path(s3.data_dir) / "lake").exists()
 
 
