@@ -213,6 +213,7 @@ def run_files(
     wait until every run has ended; returns their run ids."""
     request = workspace.create_request_context()
     run_ids = [_create_run(instance, request, path) for path in paths]
+    _initialize_pools(instance, run_ids)
     if at_once:
         # As the daemon's run queue does (dequeue_use_threads): the code server starts each
         # run worker while the others are being started.
@@ -224,6 +225,27 @@ def run_files(
             _wait_until_ended(instance, [run_id])
     _wait_until_ended(instance, run_ids)
     return run_ids
+
+
+def _initialize_pools(instance: dg.DagsterInstance, run_ids: list[str]) -> None:
+    """Give the runs' pools their default limit before any run starts, as the daemon's run queue
+    does (serially, in one process) before it launches a queued run.
+
+    These runs are launched directly, not through the queue. Left to the run workers, eight of
+    them would initialize the fresh pool at once, and on PostgreSQL all but one fail:
+    ``initialize_concurrency_limit_to_default`` catches the unique violation of its INSERT and
+    then updates in the aborted transaction (``InFailedSqlTransaction``; dagster-io/dagster#33552,
+    open in 1.13). A run that goes through the queue never takes that path.
+    """
+    pools: set[str] = set()
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.run_op_concurrency is not None
+        pools.update(run.run_op_concurrency.root_key_counts)
+    assert POOL in pools, pools
+    limited = {limit.name for limit in instance.event_log_storage.get_pool_limits()}
+    for pool in sorted(pools - limited):
+        instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
 
 
 def _wait_until_ended(instance: dg.DagsterInstance, run_ids: list[str]) -> None:
