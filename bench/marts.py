@@ -72,7 +72,9 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "event_types": load_contract("user_events").enum("event_type"),
 }
 
-#: The columns compared per mart (``agg_events_per_minute.last_extracted_at`` is ingestion time).
+#: The columns compared per mart (not the bookkeeping of incremental runs, which is ingestion or
+#: staging time: ``agg_events_per_minute.last_extracted_at``, ``fct_user_daily_activity.
+#: last_staged_at``).
 MART_COLUMNS: dict[str, tuple[str, ...]] = {
     "dim_users": (
         "user_id",

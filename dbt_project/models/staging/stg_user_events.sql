@@ -12,11 +12,18 @@
 -- ingestion time (not event time) with a lookback, so late events and batches
 -- whose Delta commits finished out of order are picked up; an existing row is only
 -- replaced by a strictly newer version, so an incremental run yields exactly the
--- same table as a full refresh.
+-- rows of a full refresh (but for when they were staged).
+-- Every row carries _staged_at, when this model last wrote it (increasing from run to
+-- run), and _replaced_keys, the (user_id, event_date) of every version it replaced, so
+-- the marts built on it recompute exactly the groups a run added to or took from.
 -- Columns and their types: _staging__models.yml (typed_columns casts each raw column).
 with source as (
 
-    select {{ typed_columns(expressions={'event_date': 'cast(event_timestamp as timestamp)'}) }}
+    select {{ typed_columns(expressions={
+        'event_date': 'cast(event_timestamp as timestamp)',
+        '_staged_at': 'null',
+        '_replaced_keys': 'null',
+    }) }}
     from {{ source('raw', 'user_events') }}
     {% if is_incremental() %}
     where
@@ -36,7 +43,7 @@ with source as (
 deduplicated as (
 
     select *
-    from source as new_version
+    from source as new_version  -- noqa: AL05
     {% if is_incremental() %}
     where
         not exists (
@@ -50,6 +57,46 @@ deduplicated as (
     {% endif %}
     {{ latest_version_per_key('event_id') }}
 
+),
+
+{% if is_incremental() %}
+replaced as (
+
+    select
+        event_id       as replaced_event_id,
+        user_id        as replaced_user_id,
+        event_date     as replaced_event_date,
+        _replaced_keys as replaced_before,
+        _staged_at     as replaced_staged_at
+    from {{ this }}
+
+),
+{% endif %}
+
+staged as (
+
+    -- _staged_at: this run's start (or just after the newest row, if the clock went
+    -- back); _replaced_keys: the keys of the version replaced here and of those it had
+    -- replaced. typed_columns casts them to their declared types.
+    {% if is_incremental() %}
+    select {{ typed_columns(expressions={
+        '_staged_at': 'greatest(cast(now() as timestamp), '
+            ~ '(select max(replaced_staged_at) from replaced) + interval 1 microsecond)',
+        '_replaced_keys': 'case when replaced_event_id is null then [] else list_distinct('
+            ~ 'list_concat(replaced_before, [{user_id: replaced_user_id, '
+            ~ 'event_date: replaced_event_date}])) end',
+    }) }}
+    from deduplicated
+    left join replaced
+        on deduplicated.event_id = replaced.replaced_event_id
+    {% else %}
+    select {{ typed_columns(expressions={
+        '_staged_at': 'cast(now() as timestamp)',
+        '_replaced_keys': '[]',
+    }) }}
+    from deduplicated
+    {% endif %}
+
 )
 
-select * from deduplicated
+select * from staged

@@ -1,0 +1,28 @@
+{#
+    Pre-hook of an incremental mart keyed by (user_id, <date_column>) over
+    stg_user_events: deletes the groups of the event versions replaced since the mart's
+    last build (the _replaced_keys of the rows staged after its newest last_staged_at).
+    Such a group may have lost its last event, and delete+insert only deletes the keys it
+    inserts again; a group that still has events is recomputed by the model.
+#}
+-- noqa: disable=LT02
+{% macro delete_replaced_event_groups(date_column) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} as loaded
+    using (
+        select distinct
+            replaced.replaced_key.user_id    as user_id,
+            replaced.replaced_key.event_date as event_date
+        from (
+            select unnest(staged._replaced_keys) as replaced_key
+            from {{ ref('stg_user_events') }} as staged
+            where staged._staged_at > (select max(last_staged_at) from {{ this }})
+        ) as replaced
+    ) as replaced_groups
+    where
+        loaded.user_id = replaced_groups.user_id
+        and loaded.{{ date_column }} = replaced_groups.event_date
+    {%- else -%}
+    select 1 as nothing_to_delete
+    {%- endif -%}
+{%- endmacro %}

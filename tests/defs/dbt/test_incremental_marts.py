@@ -1,0 +1,179 @@
+"""An incremental build of fct_user_daily_activity gives the rows of a full refresh.
+
+Real ingestion and real dbt on DuckDB (issue 15, item 1): customers and events land as file
+drops and the mart is built; then new events, late events, a corrected version of an event
+that moves it to another customer and day (its old group loses its only event), a duplicate
+and a customer's new tier land, and the mart is built incrementally. It must hold exactly the
+rows a full refresh of it gives, and have rewritten only the groups that changed (the test marks every row before the
+incremental build; a rewritten row loses the mark).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets_project.defs.dbt.assets import shop_dbt_models
+from assets_project.defs.resources import LakeResource
+from tests.e2e.pipeline import FILES_ONLY, RAW_ASSETS, pipeline_resources
+
+pytestmark = pytest.mark.slow
+
+MART = "fct_user_daily_activity"
+SELECTION = [
+    "raw/users",
+    "raw/user_events",
+    "stg_users",
+    "dim_users",
+    "stg_user_events",
+    MART,
+]
+MARK = 1000  # added to every row's distinct_event_types between the builds
+USERS_HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at"
+
+
+def _land(lake_dir: Path, source: str, name: str, text: str) -> None:
+    path = lake_dir / "landing" / source / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+
+
+def _events(*events: tuple[str, int, str, str]) -> str:
+    """JSON lines, one per (name, user_id, event_type, event_timestamp); the event_id is a
+    UUID derived from the name."""
+    lines = []
+    for name, user_id, event_type, at in events:
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+        properties: dict[str, object] = {"page": "/"}
+        if event_type == "purchase":
+            properties["amount"] = 12.5
+        lines.append(
+            json.dumps(
+                {
+                    "event_id": event_id,
+                    "user_id": user_id,
+                    "event_type": event_type,
+                    "event_timestamp": at,
+                    "properties": properties,
+                }
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _build(
+    lake: LakeResource, instance: dg.DagsterInstance, *, full_refresh: bool = False
+) -> dg.ExecuteInProcessResult:
+    dbt_config = {shop_dbt_models.op.name: {"config": {"full_refresh": full_refresh}}}
+    result = dg.materialize(
+        [*RAW_ASSETS, shop_dbt_models],
+        selection=[MART] if full_refresh else SELECTION,
+        resources=pipeline_resources(lake),
+        instance=instance,
+        run_config={"ops": {**({} if full_refresh else FILES_ONLY["ops"]), **dbt_config}},
+    )
+    assert result.success
+    return result
+
+
+def _mart(lake: LakeResource) -> list[tuple[object, ...]]:
+    with duckdb.connect(lake.warehouse_path, read_only=True) as connection:
+        return connection.sql(
+            f"select * from main.{MART} order by user_id, activity_date"
+        ).fetchall()
+
+
+def _mark_every_row(lake: LakeResource, add: int) -> None:
+    """Shift distinct_event_types by ``add`` in every row whose value is above ``-add``: a
+    row an incremental build rewrites loses the mark."""
+    with duckdb.connect(lake.warehouse_path) as connection:
+        connection.execute(
+            f"update main.{MART} set distinct_event_types = distinct_event_types + $add "
+            "where distinct_event_types > -$add",
+            {"add": add},
+        )
+
+
+def test_an_incremental_build_equals_a_full_refresh(lake: LakeResource) -> None:
+    lake_dir = Path(lake.data_dir)
+    instance = dg.DagsterInstance.ephemeral()
+    _land(
+        lake_dir,
+        "users",
+        "users_1.csv",
+        f"{USERS_HEADER}\n"
+        "1,a@example.com,2026-01-01,free,europe,2026-01-01T00:00:00\n"
+        "2,b@example.com,2026-01-02,basic,asia_pacific,2026-01-02T00:00:00\n"
+        "3,c@example.com,2026-01-03,premium,north_america,2026-01-03T00:00:00\n",
+    )
+    _land(
+        lake_dir,
+        "user_events",
+        "events_1.jsonl",
+        _events(
+            ("e1", 1, "click", "2026-03-10T08:00:00Z"),
+            ("e2", 1, "purchase", "2026-03-10T09:00:00Z"),
+            ("e3", 1, "click", "2026-03-11T08:00:00Z"),
+            ("e4", 2, "click", "2026-03-10T10:00:00Z"),
+            ("e5", 2, "page_view", "2026-03-12T10:00:00Z"),  # alone in (2, 03-12)
+            ("e6", 3, "click", "2026-03-12T11:00:00Z"),
+        ),
+    )
+    _build(lake, instance)
+    first = _mart(lake)
+    assert len(first) == 5
+    _mark_every_row(lake, MARK)
+
+    # A second drop: new and late events, two corrected events (one leaves its group
+    # empty), a copy of an event; and user 2 moves to another tier.
+    _land(
+        lake_dir,
+        "users",
+        "users_2.csv",
+        f"{USERS_HEADER}\n2,b@example.com,2026-01-02,enterprise,europe,2026-03-01T00:00:00\n",
+    )
+    _land(
+        lake_dir,
+        "user_events",
+        "events_2.jsonl",
+        _events(
+            ("e7", 3, "purchase", "2026-03-13T12:00:00Z"),  # new day of user 3
+            ("e8", 1, "purchase", "2026-03-01T12:00:00Z"),  # late: a day long gone
+            ("e5", 3, "click", "2026-03-13T13:00:00Z"),  # corrected: (2, 03-12) is left empty
+            ("e2", 1, "purchase", "2026-03-11T09:00:00Z"),  # corrected: (1, 03-10) keeps e1
+            ("e6", 3, "click", "2026-03-12T11:00:00Z"),  # a copy, ingested later: the newest
+        ),
+    )
+    _build(lake, instance)
+    rewritten = {(row[0], row[1]) for row in _mart(lake) if row[3] < MARK}
+    _mark_every_row(lake, -MARK)
+    built = _mart(lake)
+    keys = {(row[0], row[1]) for row in built}
+    assert (2, date(2026, 3, 12)) not in keys  # the corrected event's old group is gone
+    assert (3, date(2026, 3, 13)) in keys and (1, date(2026, 3, 1)) in keys
+    user_2 = [row for row in built if row[0] == 2]
+    assert user_2 and all(row[6] == "enterprise" for row in user_2)
+    # Rewritten: the groups of new events and copies, both groups of each corrected event,
+    # every group of user 2 (its tier changed); nothing else.
+    assert rewritten == {
+        (3, date(2026, 3, 13)),
+        (1, date(2026, 3, 1)),
+        (1, date(2026, 3, 10)),
+        (1, date(2026, 3, 11)),
+        (3, date(2026, 3, 12)),
+        (2, date(2026, 3, 10)),
+    }
+    purchases = {(row[0], row[1]): row[4] for row in built}
+    assert purchases[(1, date(2026, 3, 10))] == 0 and purchases[(1, date(2026, 3, 11))] == 1
+
+    _build(lake, instance, full_refresh=True)
+    assert _mart(lake) == built
