@@ -3,20 +3,28 @@
         materialized='incremental',
         unique_key='event_id',
         incremental_strategy='delete+insert',
-        on_schema_change='fail'
+        on_schema_change='fail',
+        post_hook=["{{ record_staged_batches('raw', 'user_events') }}"]
     )
 }}
 
 -- One row per event_id: the most recently ingested version, ordered by
--- (_extracted_at, _source, _source_line). Incremental runs re-read raw rows by
--- ingestion time (not event time) with a lookback, so late events and batches
--- whose Delta commits finished out of order are picked up; an existing row is only
--- replaced by a strictly newer version, so an incremental run yields exactly the
--- rows of a full refresh (but for when they were staged).
+-- (_extracted_at, _source, _source_line). An existing row is only replaced by a
+-- strictly newer version, so an incremental run yields exactly the rows of a full
+-- refresh (but for when they were staged).
+-- Incremental runs read the raw batches (by _extracted_at, _source) that no earlier
+-- run has read: the post-hook records every batch a run read in
+-- stg_user_events__batches, and a run reads raw from the oldest batch not recorded
+-- there. A batch whose Delta commit finished after a later batch's (out of order) is
+-- still read, and the filter is a constant, which the Delta scan uses to skip the
+-- files of older batches. Without that record (a warehouse built before it), a run
+-- re-reads the raw rows ingested up to events_lookback_days before the newest one.
 -- Every row carries _staged_at, when this model last wrote it (increasing from run to
 -- run), and _replaced_keys, the (user_id, event_date) of every version it replaced, so
 -- the marts built on it recompute exactly the groups a run added to or took from.
 -- Columns and their types: _staging__models.yml (typed_columns casts each raw column).
+{%- set raw_events = source('raw', 'user_events') %}
+{%- set unread_since = unread_batches_since(raw_events) if is_incremental() else none %}
 with source as (
 
     select {{ typed_columns(expressions={
@@ -24,8 +32,12 @@ with source as (
         '_staged_at': 'null',
         '_replaced_keys': 'null',
     }) }}
-    from {{ source('raw', 'user_events') }}
-    {% if is_incremental() %}
+    from {{ raw_events }}
+    {% if is_incremental() and unread_since == 'none' %}
+    where false  -- every raw batch has been read
+    {% elif is_incremental() and unread_since %}
+    where _extracted_at >= timestamp '{{ unread_since }}'
+    {% elif is_incremental() %}
     where
         _extracted_at >= (  -- noqa: RF02 (the source's column; the subquery is qualified)
             select

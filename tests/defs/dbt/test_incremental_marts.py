@@ -5,7 +5,8 @@ drops and the mart is built; then new events, late events, a corrected version o
 that moves it to another customer and day (its old group loses its only event), a duplicate
 and a customer's new tier land, and the mart is built incrementally. It must hold exactly the
 rows a full refresh of it gives, and have rewritten only the groups that changed (the test marks every row before the
-incremental build; a rewritten row loses the mark).
+incremental build; a rewritten row loses the mark). A raw batch committed out of order (ingested
+long before batches already staged) is still read; a build with nothing new changes nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ import json
 import os
 import time
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+import yaml
+from deltalake import write_deltalake
 
 from assets_project.defs.dbt.assets import shop_dbt_models
 from assets_project.defs.resources import LakeResource
+from assets_project.lib.lake import delta_table
 from tests.e2e.pipeline import FILES_ONLY, RAW_ASSETS, pipeline_resources
 
 pytestmark = pytest.mark.slow
@@ -35,6 +41,10 @@ SELECTION = [
     "dim_users",
     "stg_user_events",
     MART,
+]
+REPO = Path(__file__).resolve().parents[3]
+LOOKBACK_DAYS = yaml.safe_load((REPO / "dbt_project" / "dbt_project.yml").read_text())["vars"][
+    "events_lookback_days"
 ]
 MARK = 1000  # added to every row's distinct_event_types between the builds
 USERS_HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at"
@@ -90,6 +100,31 @@ def _mart(lake: LakeResource) -> list[tuple[object, ...]]:
         return connection.sql(
             f"select * from main.{MART} order by user_id, activity_date"
         ).fetchall()
+
+
+def _append_out_of_order(lake: LakeResource, name: str, *, user_id: int, at: datetime) -> None:
+    """Commit one click to raw.user_events as a batch ingested before every other one, by
+    lookback days (as a long ingestion run that commits late would)."""
+    uri = f"{lake.lake_uri}/raw/user_events"
+    table = delta_table(uri)
+    current = table.to_pyarrow_table()
+    oldest = pc.min(current["_extracted_at"]).as_py()
+    (template,) = current.slice(0, 1).to_pylist()
+    row = {
+        **template,
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+        "user_id": user_id,
+        "event_type": "click",
+        "event_timestamp": at,
+        "properties": '{"page": "/"}',
+        "amount": None,
+        "_source": f"{name}.jsonl",
+        "_source_line": 1,
+        "_batch_id": str(uuid.uuid4()),
+        "_extracted_at": oldest - timedelta(days=LOOKBACK_DAYS + 7),
+        "_partition_date": at.date(),
+    }
+    write_deltalake(uri, pa.Table.from_pylist([row], schema=current.schema), mode="append")
 
 
 def _mark_every_row(lake: LakeResource, add: int) -> None:
@@ -175,5 +210,16 @@ def test_an_incremental_build_equals_a_full_refresh(lake: LakeResource) -> None:
     purchases = {(row[0], row[1]): row[4] for row in built}
     assert purchases[(1, date(2026, 3, 10))] == 0 and purchases[(1, date(2026, 3, 11))] == 1
 
+    # A batch whose commit finished after later batches were staged, ingested (by its
+    # _extracted_at) long before them, beyond events_lookback_days: still read once.
+    _append_out_of_order(lake, "e9", user_id=1, at=datetime(2026, 3, 20, 10, 0))
+    _build(lake, instance)
+    late = {(row[0], row[1]): row[2] for row in _mart(lake)}
+    assert late[(1, date(2026, 3, 20))] == 1
+    # Nothing new: the build reads no raw batch and changes nothing.
+    again = _mart(lake)
+    _build(lake, instance)
+    assert _mart(lake) == again
+
     _build(lake, instance, full_refresh=True)
-    assert _mart(lake) == built
+    assert _mart(lake) == again
