@@ -534,4 +534,7 @@ def materialize_raw(
             metadata = ingest_file_drops(context, config, lake, contract)
         else:
             metadata = read_service()
+    # Arrow's allocator keeps freed batch memory for reuse; a run worker that ingests and then
+    # waits for dbt (in-process executor) would hold it beside dbt's. Hand it back to the OS.
+    pa.default_memory_pool().release_unused()
     return dg.MaterializeResult(metadata={**metadata, **batch_metrics(metadata, time.time())})
