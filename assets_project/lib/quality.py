@@ -107,11 +107,15 @@ def duplicated_records(layout: LakeLayout, source: str, batch_ids: list[str]) ->
     return int(surplus)
 
 
-def conflicting_versions(layout: LakeLayout, contract: Contract) -> Conflicts:
+def conflicting_versions(
+    layout: LakeLayout, contract: Contract, batch_id: str | None = None
+) -> Conflicts:
     """Primary keys with two different records for the same version.
 
     Raw tables are append-only, so a key legitimately appears once per version and exact
     duplicates are harmless; two *different* records under one key and version are not.
+    With ``batch_id``, only the keys that batch wrote are examined (a conflict needs one of
+    its records, the older ones were judged with their own batch); else the whole table.
     """
     key = [quote_ident(k) for k in contract.primary_key]
     if contract.update_time:
@@ -119,32 +123,50 @@ def conflicting_versions(layout: LakeLayout, contract: Contract) -> Conflicts:
     payload = ", ".join(quote_ident(c.name) for c in contract.columns)
     sql = (
         f"SELECT {', '.join(key)}, count(DISTINCT hash({payload})) AS records FROM raw "
+        f"{_of_batch(key, batch_id)}"
         f"GROUP BY ALL HAVING count(DISTINCT hash({payload})) > 1"
     )
-    return _conflicts(layout, contract.name, sql)
+    return _conflicts(layout, contract.name, sql, batch_id)
 
 
-def shared_unique_values(layout: LakeLayout, contract: Contract, column: str) -> Conflicts:
-    """Values of a ``unique`` column that belong to more than one primary key."""
+def shared_unique_values(
+    layout: LakeLayout, contract: Contract, column: str, batch_id: str | None = None
+) -> Conflicts:
+    """Values of a ``unique`` column that belong to more than one primary key (with
+    ``batch_id``: among the values that batch wrote)."""
     key = ", ".join(quote_ident(k) for k in contract.primary_key)
     target = quote_ident(column)
     sql = (
         f"SELECT {target}, count(DISTINCT hash({key})) AS keys FROM raw "
+        f"{_of_batch([target], batch_id)}"
         f"WHERE {target} IS NOT NULL GROUP BY {target} HAVING count(DISTINCT hash({key})) > 1"
     )
-    return _conflicts(layout, contract.name, sql)
+    return _conflicts(layout, contract.name, sql, batch_id)
 
 
-def _conflicts(layout: LakeLayout, source: str, sql: str) -> Conflicts:
+def _of_batch(columns: list[str], batch_id: str | None) -> str:
+    """A semi join of ``raw`` on the values of ``columns`` (quoted) that batch ``$batch``
+    wrote; nothing without a batch."""
+    if batch_id is None:
+        return ""
+    listed = ", ".join(columns)
+    return (
+        f"SEMI JOIN (SELECT DISTINCT {listed} FROM raw WHERE _batch_id = $batch) AS batch "
+        f"USING ({listed}) "
+    )
+
+
+def _conflicts(layout: LakeLayout, source: str, sql: str, batch_id: str | None) -> Conflicts:
     if open_table(layout.raw_uri(source)) is None:
         return Conflicts(count=0, examples=[])
+    params = {"batch": batch_id} if batch_id is not None else None
     with _connection(layout, source) as connection:
-        relation = connection.sql(f"SELECT * FROM ({sql})")
-        (count,) = connection.sql(f"SELECT count(*) FROM ({sql})").fetchall()[0]
-        rows = relation.limit(EXAMPLES).fetchall()
+        found = connection.execute(f"SELECT * FROM ({sql}) LIMIT {EXAMPLES}", params)
+        columns = [d[0] for d in found.description or []]
+        rows = found.fetchall()
+        (count,) = connection.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0]
         examples: list[dict[str, object]] = [
-            {name: str(value) for name, value in zip(relation.columns, row, strict=True)}
-            for row in rows
+            {name: str(value) for name, value in zip(columns, row, strict=True)} for row in rows
         ]
     return Conflicts(count=count, examples=examples)
 

@@ -331,8 +331,8 @@ def _batch_checks(
     contract: Contract,
     key: dg.AssetKey,
     layout: LakeLayout,
+    batch: JudgedBatch | None,
 ) -> Iterator[dg.AssetCheckResult]:
-    batch = judged_batch(context, key)
     if batch is None:
         yield from _passing(key, "The asset was never materialized: no batch to judge.")
         return
@@ -370,13 +370,21 @@ def build_contract_checks(contract: Contract) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext, lake: LakeResource
     ) -> Iterator[dg.AssetCheckResult]:
         layout = lake.layout
-        yield from _batch_checks(context, contract, key, layout)
+        batch = judged_batch(context, key)
+        yield from _batch_checks(context, contract, key, layout, batch)
+        # The uniqueness rules look at the keys and values the judged batch wrote (a conflict
+        # needs one of its records); a replay (rows of several batches) or no batch: all.
+        scope = (
+            batch.batch_id
+            if batch is not None and batch.value("channel") != REPLAY_CHANNEL
+            else None
+        )
         yield _conflict_result(
-            key, "primary_key_versions_unique", conflicting_versions(layout, contract)
+            key, "primary_key_versions_unique", conflicting_versions(layout, contract, scope)
         )
         for column in contract.columns:
             if column.unique:
-                conflicts = shared_unique_values(layout, contract, column.name)
+                conflicts = shared_unique_values(layout, contract, column.name, scope)
                 yield _conflict_result(key, f"{column.name}_unique", conflicts)
 
     return _checks

@@ -251,3 +251,38 @@ def test_replay_checks_judge_the_batches_it_replayed(lake: LakeResource, tmp_pat
     assert not _evaluations(replays[0])["reject_rate"].passed  # nothing moved: 75% still
     assert _evaluations(replays[0])["reject_rate"].severity == dg.AssetCheckSeverity.ERROR
     assert _evaluations(replays[1])["reject_rate"].passed
+
+
+def test_uniqueness_checks_judge_the_keys_and_values_of_their_own_batch(
+    lake: LakeResource,
+) -> None:
+    """A batch conflicting with an earlier one fails; a later, unrelated batch passes (the
+    conflict was reported with the batch that made it)."""
+    instance = dg.DagsterInstance.ephemeral()
+    _drop(
+        lake,
+        "a.csv",
+        HEADER
+        + "1,a@shop.example,2026-01-01,free,europe,2026-01-02 10:00:00\n"
+        + "2,b@shop.example,2026-01-01,free,europe,2026-01-02 10:00:00\n",
+    )
+    first = _run(lake, instance)
+    assert first["primary_key_versions_unique"].passed and first["email_unique"].passed
+
+    # User 1's same version with another e-mail; user 9 takes user 2's e-mail.
+    _drop(
+        lake,
+        "b.csv",
+        HEADER
+        + "1,changed@shop.example,2026-01-01,free,europe,2026-01-02 10:00:00\n"
+        + "9,b@shop.example,2026-01-01,free,europe,2026-01-03 10:00:00\n",
+    )
+    second = _run(lake, instance)
+    assert not second["primary_key_versions_unique"].passed
+    assert second["primary_key_versions_unique"].metadata["conflicts"].value == 1
+    assert not second["email_unique"].passed
+    assert second["email_unique"].metadata["conflicts"].value == 1
+
+    _drop(lake, "c.csv", HEADER + "5,e@shop.example,2026-01-01,free,europe,2026-01-02\n")
+    third = _run(lake, instance)
+    assert third["primary_key_versions_unique"].passed and third["email_unique"].passed
