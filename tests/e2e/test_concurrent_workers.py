@@ -308,8 +308,11 @@ def test_eight_run_workers_at_once_land_every_record_once(
     instance = postgres_instance
     if pool_slots != 1:
         instance.event_log_storage.set_concurrency_slots(POOL, pool_slots)
-    files = demo_event_files(s3_layout.landing_dir, RUNS)
-    assert len(files) == RUNS
+    # With the shipped pool (one slot) the steps take turns whatever the number of runs: half
+    # as many runs show it, and keep `make test` within its budget on two cores.
+    count = RUNS if pool_slots != 1 else RUNS // 2
+    files = demo_event_files(s3_layout.landing_dir, count)
+    assert len(files) == count
     kept = tmp_path / "kept"
     kept.mkdir()
     for path in files:
@@ -320,12 +323,12 @@ def test_eight_run_workers_at_once_land_every_record_once(
     run_ids = run_files(instance, workspace, paths)
 
     statuses = [instance.get_run_by_id(r).status for r in run_ids]  # type: ignore[union-attr]
-    assert statuses == [dg.DagsterRunStatus.SUCCESS] * RUNS, statuses
+    assert statuses == [dg.DagsterRunStatus.SUCCESS] * count, statuses
     # Eight worker processes start on a small machine one after another as its cores allow; at
     # least half of them must have been running at one moment (all eight on a machine with
     # cores to spare).
     runs = run_spans(instance, run_ids)
-    assert peak(runs) >= RUNS // 2, f"at most {peak(runs)} runs at once: {runs}"
+    assert peak(runs) >= count // 2, f"at most {peak(runs)} runs at once: {runs}"
     steps = sorted((step_span(instance, r) for r in run_ids), key=lambda s: s.start)
     if pool_slots == 1:  # one writer of the table at a time: the steps took turns
         assert all(a.end <= b.start for a, b in itertools.pairwise(steps)), steps
@@ -347,6 +350,8 @@ def test_eight_run_workers_at_once_land_every_record_once(
         delta_table(uri).version() for uri in (s3_layout.raw_uri(SOURCE), s3_layout.dlq_uri(SOURCE))
     ]
 
+    if pool_slots == 1:
+        return  # (the drops again: below, with the runs' steps at once)
     # Every file dropped again: eight runs at once, and nothing new lands.
     for path in files:
         shutil.copy2(kept / path.name, path)
