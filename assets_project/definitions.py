@@ -13,6 +13,7 @@ from assets_project.defs.dbt.schedules import (
     daily_marts_schedule,
     marts_job,
 )
+from assets_project.defs.execution import EXECUTION_TAG, IN_PROCESS, run_tag_executor
 from assets_project.defs.ingestion.files import file_drop_assets, file_drop_sensors
 from assets_project.defs.ingestion.kafka import kafka_assets, kafka_sensors
 from assets_project.defs.ingestion.postgres import database_source_assets, extraction_schedules
@@ -48,6 +49,9 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Materializes dbt models when new raw data has landed upstream.",
+    # Its runs are the dbt step and the marts' checks: in the run worker's process, not one
+    # process per step (assets_project/defs/execution.py).
+    run_tags={EXECUTION_TAG: IN_PROCESS},
 )
 
 defs = dg.Definitions(
@@ -83,6 +87,7 @@ defs = dg.Definitions(
         source_monitoring_schedule,
     ],
     sensors=[*file_drop_sensors, *kafka_sensors, automation_sensor, alert_sensor],
+    executor=run_tag_executor,
     resources={
         "lake": LakeResource.from_env(),
         "postgres": PostgresResource.from_env(),

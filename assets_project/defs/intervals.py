@@ -24,6 +24,6 @@ def interval_seconds(name: str, default: int) -> int:
 
 
 #: Seconds between two evaluations of a file sensor (new drops in the landing zone).
-FILE_SENSOR_INTERVAL_SECONDS = interval_seconds("FILE_SENSOR_INTERVAL_SECONDS", 15)
+FILE_SENSOR_INTERVAL_SECONDS = interval_seconds("FILE_SENSOR_INTERVAL_SECONDS", 5)
 #: Seconds between two automation ticks (dbt models whose upstream raw data changed).
-AUTOMATION_INTERVAL_SECONDS = interval_seconds("AUTOMATION_INTERVAL_SECONDS", 30)
+AUTOMATION_INTERVAL_SECONDS = interval_seconds("AUTOMATION_INTERVAL_SECONDS", 10)

@@ -13,9 +13,13 @@ the environment of the dbt process (``AWS_*``), never from the sources YAML.
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+from dbt.adapters.duckdb.environments.local import LocalEnvironment
 from dbt.adapters.duckdb.plugins import delta
 from dbt.adapters.duckdb.utils import SourceConfig
 from deltalake import DeltaTable
@@ -23,6 +27,41 @@ from deltalake import DeltaTable
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.lake import raw_schema, storage_options
 from assets_project.lib.timetravel import parse_as_of, version_at
+
+_SOURCE_LOCK = threading.RLock()
+
+
+def _under_source_lock(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _SOURCE_LOCK:
+            return method(*args, **kwargs)
+
+    locked.__dict__["_assets_project_locked"] = True
+    return locked
+
+
+def serialize_source_loads() -> None:
+    """Make dbt-duckdb 1.11's local environment safe for dbt's threads (``threads`` > 1).
+
+    Every model that calls ``source()`` re-loads its plugin sources: ``load_source`` creates
+    the source's schema, registers the Delta dataset under a name, adds it to the
+    environment's dict of registered datasets and replaces the source's view. Two threads
+    doing that at once conflict in DuckDB's catalog (write-write conflict on the schema or
+    the view), and a thread opening a cursor (``handle``) iterates that dict while another
+    adds to it ("dictionary changed size during iteration"). Loading a source only opens a
+    Delta log, and opening a cursor only sets the profile's settings, so both run under one
+    lock; the models' queries themselves run on the threads in parallel.
+    """
+    for name in ("load_source", "handle"):
+        method = getattr(LocalEnvironment, name)
+        if not getattr(method, "_assets_project_locked", False):
+            setattr(LocalEnvironment, name, _under_source_lock(method))
+
+
+# dbt-duckdb imports this module (the profile's plugin) when it creates the environment,
+# before dbt starts its threads.
+serialize_source_loads()
 
 
 class Plugin(delta.Plugin):

@@ -73,3 +73,50 @@ def test_dbt_builds_staging_on_a_lake_where_nothing_was_ingested(lake: LakeResou
     with duckdb.connect(lake.warehouse_path, read_only=True) as connection:
         assert connection.sql("select count(*) from main.stg_products").fetchall() == [(0,)]
     assert not Path(lake.lake_uri).exists()
+
+
+def test_sources_load_safely_from_many_dbt_threads(layout: LakeLayout, tmp_path: Path) -> None:
+    """With ``threads`` > 1, dbt's threads load sources and open cursors at the same time.
+
+    Unserialized, dbt-duckdb 1.11 fails here: a cursor being opened iterates the registered
+    datasets while another thread adds one, and two threads create the same schema or replace
+    the same view at once (DuckDB catalog write-write conflicts).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from dbt.adapters.duckdb.credentials import DuckDBCredentials, PluginConfig
+    from dbt.adapters.duckdb.environments.local import LocalEnvironment
+
+    names = ["orders", "products", "users", "user_events"]
+    for name in names:
+        uri = layout.raw_uri(name)
+        write_deltalake(uri, pa.table({"n": [1, 2, 3]}), storage_options=storage_options(uri))
+    credentials = DuckDBCredentials(
+        path=str(tmp_path / "warehouse.duckdb"),
+        plugins=[PluginConfig(module="assets_project.lib.dbt_delta", alias="delta")],
+    )
+    environment = LocalEnvironment(credentials)
+    threads = 8
+    start = Barrier(threads)
+
+    def work(thread: int) -> int:
+        start.wait()
+        for round_ in range(10):
+            name = names[(thread + round_) % len(names)]
+            # Distinct views too, so that the registered datasets keep growing.
+            source = _source(layout, name)
+            source.identifier = f"{name}_{thread}_{round_ % 3}"
+            source.meta["delta_table_path"] = layout.raw_uri(name)
+            environment.load_source("delta", source)
+            handle = environment.handle()
+            handle.cursor().execute(f"select count(*) from raw.{source.identifier}").fetchall()
+            handle.close()
+        return thread
+
+    with ThreadPoolExecutor(threads) as pool:
+        assert sorted(pool.map(work, range(threads))) == list(range(threads))
+    handle = environment.handle()
+    counts = handle.cursor().execute("select count(*) from raw.orders_0_0").fetchall()
+    assert counts == [(3,)]
+    handle.close()
