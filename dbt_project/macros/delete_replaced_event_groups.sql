@@ -16,7 +16,7 @@
         from (
             select unnest(staged._replaced_keys) as replaced_key
             from {{ ref('stg_user_events') }} as staged
-            where staged._staged_at > (select max(last_staged_at) from {{ this }})
+            where {{ staged_since_last_build('staged._staged_at') }}
         ) as replaced
     ) as replaced_groups
     where

@@ -38,7 +38,7 @@ staged as (
         event_date,
         _replaced_keys
     from events
-    where _staged_at > (select max(loaded.last_staged_at) from {{ this }} as loaded)
+    where {{ staged_since_last_build('_staged_at') }}
 
 ),
 
