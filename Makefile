@@ -71,7 +71,12 @@ dagster-home:
 dev: demo-data dbt-manifest dagster-home
 	@$(PY) -m assets_project.demo.welcome --url http://$(HOST):$(PORT) --pid $$$$ \
 		--data-dir $(DATA_DIR) & \
-	exec $(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	exec $(PY) -c "$$RESTORE_SIGINT" $(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+## Runs its arguments with SIGINT at its default: a shell that starts `make dev` in the
+## background (`make dev &`, nohup, a script) ignores SIGINT, and Dagster gives SIGTERM the
+## disposition of SIGINT, so `dagster dev` could then be stopped by neither.
+export RESTORE_SIGINT := import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])
 
 ## Debian's Chromium for the UI tests (Playwright drives it; it downloads no browser itself).
 browser:

@@ -78,9 +78,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run_dev_until_welcome(data_dir: Path, log: Path) -> str:
-    """Run `make dev` until it prints its welcome, then stop it; returns what it printed."""
+def _run_dev_until_welcome(data_dir: Path, log: Path, *, background: bool = False) -> str:
+    """Run `make dev` until it prints its welcome, then stop it; returns what it printed.
+
+    ``background``: started as a shell starts a background job (SIGINT ignored, which Dagster
+    would pass on to SIGTERM) and stopped with SIGTERM, as a service manager or ``kill`` does.
+    """
     port = _free_port()
+    sigint = signal.SIG_IGN if background else signal.SIG_DFL
     with log.open("w") as out:
         process = subprocess.Popen(
             [
@@ -97,7 +102,7 @@ def _run_dev_until_welcome(data_dir: Path, log: Path) -> str:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             # As from a terminal: SIGINT delivered (a test runner may have it ignored).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
         )
     try:
         deadline = time.monotonic() + 240
@@ -109,12 +114,12 @@ def _run_dev_until_welcome(data_dir: Path, log: Path) -> str:
             time.sleep(1)
         pytest.fail(f"make dev exited ({process.poll()}) or never welcomed:\n{log.read_text()}")
     finally:
-        _interrupt(process)
+        _interrupt(process, signal.SIGTERM if background else signal.SIGINT)
 
 
-def _interrupt(process: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C, as a terminal sends it: SIGINT to the whole process group; all of it must end."""
-    os.killpg(process.pid, signal.SIGINT)
+def _interrupt(process: subprocess.Popen[bytes], sent: signal.Signals) -> None:
+    """Ctrl-C, as a terminal sends it (or SIGTERM): to the whole process group; all must end."""
+    os.killpg(process.pid, sent)
     deadline = time.monotonic() + 180
     # poll() reaps make itself; a zombie would keep the group alive.
     while time.monotonic() < deadline and (process.poll() is None or group_alive(process.pid)):
@@ -128,7 +133,7 @@ def _interrupt(process: subprocess.Popen[bytes]) -> None:
     if group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not left.strip(), f"make dev ignored Ctrl-C; still running after 180 s:\n{left}"
+    assert not left.strip(), f"make dev ignored {sent.name}; still running after 180 s:\n{left}"
 
 
 @pytest.mark.slow
@@ -137,5 +142,6 @@ def test_make_dev_starts_twice_and_prints_where_to_go(tmp_path: Path) -> None:
     first = _run_dev_until_welcome(data, tmp_path / "first.log")
     assert "http://127.0.0.1:" in first and "fct_daily_revenue?view=lineage" in first
     _ingest_everything(data)
-    second = _run_dev_until_welcome(data, tmp_path / "second.log")
+    # The second time from a background job, stopped with SIGTERM.
+    second = _run_dev_until_welcome(data, tmp_path / "second.log", background=True)
     assert "not generating demo data" in second
