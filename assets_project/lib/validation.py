@@ -369,8 +369,7 @@ def compile_validation(
     # OR, so the valid majority costs the rules once and no list.
     reasons = (
         f"CASE WHEN {' OR '.join(failures) or 'FALSE'} THEN "
-        f"list_filter([{', '.join(reason_items)}], lambda r: r IS NOT NULL) "
-        'ELSE []::STRUCT("column" VARCHAR, "rule" VARCHAR, "value" VARCHAR)[] END'
+        f"list_filter([{', '.join(reason_items)}], lambda r: r IS NOT NULL) ELSE [] END"
     )
     if jsonl:
         parse_reason = (
