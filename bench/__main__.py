@@ -198,13 +198,13 @@ def run_validation_case(args: argparse.Namespace, out: list[str], raw: list[dict
 
 
 def run_postgres_case(args: argparse.Namespace, out: list[str], raw: list[dict]) -> None:
-    admin = postgres.admin_url()
-    for rows in args.rows or (100_000, 1_000_000):
-        measurements = postgres.run_case(
-            admin, rows, args.repeat, postgres.IMPLEMENTATIONS, log=log.info
-        )
-        _emit(out, postgres.format_case(measurements))
-        raw.extend(asdict(m) for m in measurements)
+    with postgres.admin_url() as admin:
+        for rows in args.rows or (100_000, 1_000_000):
+            measurements = postgres.run_case(
+                admin, rows, args.repeat, postgres.IMPLEMENTATIONS, log=log.info
+            )
+            _emit(out, postgres.format_case(measurements))
+            raw.extend(asdict(m) for m in measurements)
 
 
 def _settings(text: str) -> tuple[str, dict[str, str]]:

@@ -32,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,17 +239,26 @@ def run_case(
     return results
 
 
-def admin_url() -> str:
-    """DATABASE_URL, or the machine's cluster started for the benchmark."""
+BENCH_ROLE_PREFIX = "lakehouse_bench"  # not the tests' role
+
+
+@contextmanager
+def admin_url() -> Iterator[str]:
+    """DATABASE_URL, or the machine's cluster started for the benchmark with a role of its
+    own, dropped afterwards with its databases (a later run's new role could not read them)."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        return url
-    from tests.services.postgres_cluster import start_local_cluster
+        yield url
+        return
+    from tests.services.postgres_cluster import drop_role, start_local_cluster
 
-    url, why = start_local_cluster(role_prefix="lakehouse_bench")  # not the tests' role
+    url, why = start_local_cluster(role_prefix=BENCH_ROLE_PREFIX)
     if url is None:
         raise RuntimeError(f"no PostgreSQL for the benchmark: {why}; set DATABASE_URL")
-    return url
+    try:
+        yield url
+    finally:
+        drop_role(url, BENCH_ROLE_PREFIX)
 
 
 def format_case(measurements: list[Measurement]) -> str:

@@ -46,7 +46,7 @@ def extraction_time() -> datetime:
 
 
 def _constant(value: str | pa.Array | pa.ChunkedArray, n: int) -> pa.Array | pa.ChunkedArray:
-    return pa.array([value] * n, pa.string()) if isinstance(value, str) else value
+    return pa.repeat(pa.scalar(value, pa.string()), n) if isinstance(value, str) else value
 
 
 def with_lake_metadata(
@@ -69,7 +69,9 @@ def with_lake_metadata(
         rows = rows.drop_columns(["_source_line"]).append_column("_source_line", source_lines)
     table = rows.append_column("_source", _constant(source, n))
     table = table.append_column("_batch_id", _constant(batch_id, n))
-    table = table.append_column("_extracted_at", pa.array([extracted_at] * n, pa.timestamp("us")))
+    table = table.append_column(
+        "_extracted_at", pa.repeat(pa.scalar(extracted_at, pa.timestamp("us")), n)
+    )
     table = table.append_column(
         PARTITION_COLUMN, contract.partition_dates(rows[contract.partition_by])
     )

@@ -169,6 +169,8 @@ class ExtractResult(LoadCounts):
     watermark: datetime | None = None
     rows_unchanged: int = 0
     rejects_already_in_dead_letter: int = 0
+    deduplicated: bool = False
+    """Whether the rows were reduced to one per key (the source does not enforce the key)."""
 
     @property
     def rows_already_in_lake(self) -> int:
@@ -225,6 +227,30 @@ def snapshot_query(contract: Contract, since: datetime | None) -> tuple[sql.Comp
         where=where,
     )
     return query, params
+
+
+def key_enforced(connection: psycopg.Connection, contract: Contract) -> bool:
+    """Whether PostgreSQL guarantees one row per primary key value of the source table.
+
+    True when a valid unique index without a predicate or expressions covers only columns of
+    the contract's primary key, all of them ``NOT NULL`` (a unique index lets NULLs repeat).
+    Then one snapshot cannot hold a key twice and the extracted rows need no reduction to one
+    per key. A view, or a replica without its constraints, gets False.
+    """
+    assert contract.postgres is not None
+    query = sql.SQL(
+        "SELECT EXISTS (SELECT 1 FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s "
+        "AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum) "
+        "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "WHERE a.attname IS NULL OR NOT a.attnotnull OR NOT (a.attname = ANY(%s))))"
+    )
+    params = [contract.postgres.schema_name, contract.postgres.table, list(contract.primary_key)]
+    row = connection.execute(query, params).fetchone()
+    return bool(row and row[0])
 
 
 def copy_query(
@@ -392,6 +418,7 @@ def _extract_once(
         try:
             query, params = snapshot_query(contract, since)
             expected, newest = connection.execute(query, params).fetchone() or (0, None)
+            result.deduplicated = not key_enforced(connection, contract)
         except psycopg.Error as exc:
             if is_transient(exc):
                 raise
@@ -464,6 +491,7 @@ def _write(
             pa.RecordBatchReader.from_batches(schema, _checked(batches, stream)),
             contract.primary_key,
             contract.update_time,
+            unique=not result.deduplicated,
         )
         reader = newest.reader()
         raw = delta_table(layout.raw_uri(contract.name))

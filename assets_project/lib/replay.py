@@ -55,6 +55,7 @@ from assets_project.lib.lake import (
     raw_schema,
     register_delta,
 )
+from assets_project.lib.readers import int_range
 from assets_project.lib.validation import (
     LINE_TEXT,
     compile_validation,
@@ -105,7 +106,7 @@ def _not_in_raw(raw: DeltaTable, ids: pa.Table) -> pa.Array:
     """Per row of ``ids`` (in order): true when ``raw``'s snapshot does not hold that identity."""
     if ids.num_rows == 0:
         return pa.array([True] * ids.num_rows, pa.bool_())
-    numbered = ids.append_column("_position", pa.array(range(ids.num_rows), pa.int64()))
+    numbered = ids.append_column("_position", int_range(0, ids.num_rows))
     with lake_connection() as connection:
         register_delta(connection, "raw", raw)
         connection.register("ids", numbered)
@@ -169,7 +170,7 @@ def _move_to_raw(
     # plain text and stay where they are.
     batch = pa.table(
         {
-            "_source_line": pa.array(range(n), pa.int64()),  # position, mapped back below
+            "_source_line": int_range(0, n),  # position, mapped back below
             LINE_TEXT: pc.fill_null(letters["record"], ""),
         }
     )

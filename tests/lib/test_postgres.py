@@ -19,6 +19,7 @@ from assets_project.lib.postgres import (
     Watermarks,
     extract_table,
     is_transient,
+    key_enforced,
     read_watermarks,
     retrying,
     source_label,
@@ -338,3 +339,54 @@ def test_infinite_bc_and_far_future_times_are_dead_letters_and_runs_keep_flowing
     assert 900100 in {row[0] for row in lake_orders(layout)}
     assert sorted(int(r["order_id"]) for r in dead_letter(layout)) == sorted(UNSUPPORTED_TIMES)
     assert _readable(layout.raw_uri("orders")) == loaded + 1
+
+
+@pytest.mark.parametrize(
+    ("ddl", "enforced"),
+    [
+        ("order_id bigint PRIMARY KEY, v text", True),
+        ("order_id bigint NOT NULL UNIQUE, v text", True),
+        ("order_id bigint NOT NULL, v text", False),  # no constraint: a key may repeat
+        ("order_id bigint UNIQUE, v text", False),  # NULLs repeat under a unique index
+        ("order_id bigint NOT NULL, v text NOT NULL, UNIQUE (order_id, v)", False),  # wider
+    ],
+)
+def test_the_key_counts_as_enforced_only_when_postgres_guarantees_it(
+    postgres_url: str, ddl: str, enforced: bool
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA shop")
+        connection.execute(f"CREATE TABLE shop.orders ({ddl})")
+        assert key_enforced(connection, _contract_of("shop", "orders")) is enforced
+        # The same name in another schema does not count.
+        assert key_enforced(connection, _contract_of("public", "orders")) is False
+
+
+def test_a_partial_or_expression_unique_index_does_not_enforce_the_key(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE orders (order_id bigint NOT NULL, v text)")
+        connection.execute("CREATE UNIQUE INDEX part ON orders (order_id) WHERE v <> 'x'")
+        connection.execute("CREATE UNIQUE INDEX expr ON orders ((order_id + 1))")
+        assert key_enforced(connection, ORDERS) is False
+        connection.execute("CREATE UNIQUE INDEX whole ON orders (order_id)")
+        assert key_enforced(connection, ORDERS) is True
+
+
+def test_an_enforced_key_skips_the_reduction_to_one_row_per_key(
+    postgres_url: str, lake_layout: LakeLayout
+) -> None:
+    init_orders(postgres_url, size=500, seed=4, defects=0.0)
+    assert _extract(postgres_url, lake_layout, "b1").deduplicated is False
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("ALTER TABLE orders DROP CONSTRAINT orders_pkey")
+    simulate_traffic(postgres_url, inserts=5, updates=5, seed=1)
+    assert _extract(postgres_url, lake_layout, "b2").deduplicated is True
+    assert_lake_equals_source(postgres_url, lake_layout)
+
+
+def _contract_of(schema: str, table: str):
+    assert ORDERS.postgres is not None
+    source = ORDERS.postgres.model_copy(update={"schema_name": schema, "table": table})
+    return ORDERS.model_copy(update={"postgres": source})

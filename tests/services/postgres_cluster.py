@@ -58,11 +58,11 @@ def start_local_cluster(role_prefix: str = ROLE_PREFIX) -> tuple[str | None, str
     return url, ""
 
 
-def drop_role(conninfo: str) -> None:
+def drop_role(conninfo: str, role_prefix: str = ROLE_PREFIX) -> None:
     """Drop the role ``start_local_cluster`` made (with whatever it still owns)."""
     role = conninfo_to_dict(conninfo).get("user")
     cluster = _cluster()
-    if not role or not str(role).startswith(ROLE_PREFIX) or cluster is None:
+    if not role or not str(role).startswith(f"{role_prefix}_") or cluster is None:
         return
     port = cluster[2]
     owner = f"(SELECT oid FROM pg_roles WHERE rolname = '{role}')"

@@ -111,6 +111,7 @@ def _extract_metadata(
         "rows_unchanged": result.rows_unchanged,
         "rows_rejected": result.rows_rejected,
         "rows_already_in_lake": result.rows_already_in_lake,
+        "deduplicated_by_key": result.deduplicated,
         "duration_s": round(result.seconds, 3),
         "reject_reasons": dg.MetadataValue.json(result.reject_reasons),
         **lake_table_metadata(lake, contract, batch_id),

@@ -62,6 +62,7 @@ from assets_project.lib.lake import (
     ensure_source_tables,
     raw_schema,
 )
+from assets_project.lib.readers import int_range
 from assets_project.lib.validation import (
     LINE_TEXT,
     ValidationQuery,
@@ -363,7 +364,7 @@ class StreamIngestor:
         values = [m.value() for m in chunk.messages]
         text, not_text = _decode(values)
         batch = pa.table(
-            {"_source_line": pa.array(range(n), pa.int64()), LINE_TEXT: text}
+            {"_source_line": int_range(0, n), LINE_TEXT: text}
         )  # _source_line: index in the chunk while validating
         connection = new_connection()
         try:

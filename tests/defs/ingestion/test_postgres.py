@@ -62,6 +62,7 @@ def test_scheduled_extractions_keep_the_lake_equal_to_the_source_and_pass_the_ch
     meta = _metadata(first)
     assert (meta["channel"], meta["mode"]) == ("postgres", "full")
     assert meta["rows_in"] == 500
+    assert meta["deduplicated_by_key"] is False  # orders has its primary key
     assert meta["watermark_utc"] is not None
     checks = _checks(first)
     assert checks["row_conservation"].passed, checks["row_conservation"].metadata
