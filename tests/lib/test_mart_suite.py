@@ -24,10 +24,15 @@ def _results(
 def _revenue_table(connection: duckdb.DuckDBPyConnection, rows: list[tuple[object, ...]]) -> None:
     connection.execute(
         "CREATE OR REPLACE TABLE fct_daily_revenue (revenue_date DATE, geographic_region VARCHAR,"
-        " order_count BIGINT, units_sold BIGINT, revenue DECIMAL(18,2))"
+        " order_count BIGINT, units_sold BIGINT, revenue DECIMAL(18,2),"
+        " last_built_at TIMESTAMP DEFAULT TIMESTAMP '2026-01-02 00:00:00')"
     )
     if rows:
-        connection.executemany("INSERT INTO fct_daily_revenue VALUES (?, ?, ?, ?, ?)", rows)
+        connection.executemany(
+            "INSERT INTO fct_daily_revenue (revenue_date, geographic_region, order_count, "
+            "units_sold, revenue) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def test_a_mart_that_keeps_every_promise_passes_every_rule(contract: MartContract) -> None:
@@ -77,6 +82,7 @@ def test_each_broken_promise_is_its_own_result_with_a_sample_of_the_rows(
             "order_count": "1",
             "units_sold": "1",
             "revenue": "1.00",
+            "last_built_at": "2026-01-02 00:00:00",
         }
     ]
     assert results["grain_unique"].sample[0]["rows_with_this_grain"] == "2"
