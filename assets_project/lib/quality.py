@@ -116,59 +116,113 @@ def conflicting_versions(
     duplicates are harmless; two *different* records under one key and version are not.
     With ``batch_id``, only the keys that batch wrote are examined (a conflict needs one of
     its records, the older ones were judged with their own batch); else the whole table.
+    Only versions held by more than one row can conflict: they are found first, on the key
+    columns alone, and only their records are compared (a batch of new keys reads no
+    payload column).
     """
     key = [quote_ident(k) for k in contract.primary_key]
     if contract.update_time:
         key.append(quote_ident(contract.update_time))
+    listed = ", ".join(key)
     payload = ", ".join(quote_ident(c.name) for c in contract.columns)
-    sql = (
-        f"SELECT {', '.join(key)}, count(DISTINCT hash({payload})) AS records FROM raw "
-        f"{_of_batch(key, batch_id)}"
-        f"GROUP BY ALL HAVING count(DISTINCT hash({payload})) > 1"
+    return _conflicts(
+        layout,
+        contract.name,
+        batch_id,
+        scope=key,
+        candidates=f"SELECT {listed} FROM raw {{scoped}}GROUP BY ALL HAVING count(*) > 1",
+        conflicts=(
+            f"SELECT {listed}, count(DISTINCT hash({payload})) AS records FROM raw "
+            f"SEMI JOIN {_CANDIDATES} USING ({listed}) "
+            f"GROUP BY ALL HAVING count(DISTINCT hash({payload})) > 1"
+        ),
     )
-    return _conflicts(layout, contract.name, sql, batch_id)
 
 
 def shared_unique_values(
     layout: LakeLayout, contract: Contract, column: str, batch_id: str | None = None
 ) -> Conflicts:
     """Values of a ``unique`` column that belong to more than one primary key (with
-    ``batch_id``: among the values that batch wrote)."""
+    ``batch_id``: among the values that batch wrote). Values held by one row only cannot
+    conflict: they are found first, on that column alone."""
     key = ", ".join(quote_ident(k) for k in contract.primary_key)
     target = quote_ident(column)
-    sql = (
-        f"SELECT {target}, count(DISTINCT hash({key})) AS keys FROM raw "
-        f"{_of_batch([target], batch_id)}"
-        f"WHERE {target} IS NOT NULL GROUP BY {target} HAVING count(DISTINCT hash({key})) > 1"
-    )
-    return _conflicts(layout, contract.name, sql, batch_id)
-
-
-def _of_batch(columns: list[str], batch_id: str | None) -> str:
-    """A semi join of ``raw`` on the values of ``columns`` (quoted) that batch ``$batch``
-    wrote; nothing without a batch."""
-    if batch_id is None:
-        return ""
-    listed = ", ".join(columns)
-    return (
-        f"SEMI JOIN (SELECT DISTINCT {listed} FROM raw WHERE _batch_id = $batch) AS batch "
-        f"USING ({listed}) "
+    return _conflicts(
+        layout,
+        contract.name,
+        batch_id,
+        scope=[target],
+        candidates=(
+            f"SELECT {target} FROM raw {{scoped}}WHERE {target} IS NOT NULL "
+            "GROUP BY ALL HAVING count(*) > 1"
+        ),
+        conflicts=(
+            f"SELECT {target}, count(DISTINCT hash({key})) AS keys FROM raw "
+            f"SEMI JOIN {_CANDIDATES} USING ({target}) "
+            f"GROUP BY {target} HAVING count(DISTINCT hash({key})) > 1"
+        ),
     )
 
 
-def _conflicts(layout: LakeLayout, source: str, sql: str, batch_id: str | None) -> Conflicts:
+_BATCH_VALUES = "batch_values"
+_CANDIDATES = "candidates"
+_COUNT = "__conflicts"
+
+
+def _conflicts(
+    layout: LakeLayout,
+    source: str,
+    batch_id: str | None,
+    *,
+    scope: list[str],
+    candidates: str,
+    conflicts: str,
+) -> Conflicts:
+    """The rows of ``conflicts`` (a count, and a few as examples), in steps that each stop
+    when they find nothing:
+
+    1. with ``batch_id``, the values of the ``scope`` columns (quoted) that batch wrote, kept
+       in :data:`_BATCH_VALUES`; ``{scoped}`` in ``candidates`` becomes a semi join on them;
+    2. ``candidates``, the values that could conflict, kept in :data:`_CANDIDATES`;
+    3. ``conflicts``, which reads the raw rows of the candidates.
+
+    No join here ever has an empty side: DuckDB then skips the other side's scan, and an
+    Arrow dataset scan that was opened but never read crashes or hangs the process at exit
+    (in Arrow's thread pool shutdown).
+    """
     if open_table(layout.raw_uri(source)) is None:
         return Conflicts(count=0, examples=[])
-    params = {"batch": batch_id} if batch_id is not None else None
     with _connection(layout, source) as connection:
-        found = connection.execute(f"SELECT * FROM ({sql}) LIMIT {EXAMPLES}", params)
-        columns = [d[0] for d in found.description or []]
-        rows = found.fetchall()
-        (count,) = connection.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0]
-        examples: list[dict[str, object]] = [
-            {name: str(value) for name, value in zip(columns, row, strict=True)} for row in rows
-        ]
+        scoped = ""
+        if batch_id is not None:
+            listed = ", ".join(scope)
+            connection.execute(
+                f"CREATE TEMP TABLE {_BATCH_VALUES} AS "
+                f"SELECT DISTINCT {listed} FROM raw WHERE _batch_id = $batch",
+                {"batch": batch_id},
+            )
+            if not _rows_in(connection, _BATCH_VALUES):
+                return Conflicts(count=0, examples=[])
+            scoped = f"SEMI JOIN {_BATCH_VALUES} USING ({listed}) "
+        connection.execute(f"CREATE TEMP TABLE {_CANDIDATES} AS {candidates.format(scoped=scoped)}")
+        if not _rows_in(connection, _CANDIDATES):
+            return Conflicts(count=0, examples=[])
+        # One pass: the count of every conflict rides along with the first few.
+        result = connection.execute(
+            f"SELECT *, count(*) OVER () AS {_COUNT} FROM ({conflicts}) LIMIT {EXAMPLES}"
+        )
+        columns = [d[0] for d in result.description or []]
+        rows = [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+    count = int(rows[0][_COUNT]) if rows else 0
+    examples: list[dict[str, object]] = [
+        {name: str(value) for name, value in row.items() if name != _COUNT} for row in rows
+    ]
     return Conflicts(count=count, examples=examples)
+
+
+def _rows_in(connection: duckdb.DuckDBPyConnection, table: str) -> int:
+    (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
+    return int(count)
 
 
 def event_time_column(contract: Contract) -> str:
