@@ -29,8 +29,8 @@ from tests.services.s3 import MotoS3
 
 pytestmark = pytest.mark.slow
 
-#: Mart columns that say when a run staged the rows (differ between any two runs).
-STAGING_TIME = ["last_staged_at"]
+#: Mart columns that say when a run staged or built the rows (differ between any two runs).
+STAGING_TIME = ["last_staged_at", "last_built_at"]
 
 RAW_CHECKS = [
     *contract_checks,
