@@ -15,11 +15,9 @@
 -- those whose customer's region or product's category in the dimensions differs from
 -- the one stored here. Every rebuilt row gets this build's last_built_at, which
 -- fct_daily_revenue follows. stg_orders keeps every order, so no row has to be deleted.
-{#- Every row this build writes: its start, or just after the newest row if the clock
-    went back. #}
-{%- set built_at = 'greatest(cast(now() as timestamp), (select max(loaded.last_built_at) from '
-    ~ this ~ ' as loaded) + interval 1 microsecond)' if is_incremental()
-    else 'cast(now() as timestamp)' %}
+{%- set built_at = build_stamp(
+    'select max(loaded.last_built_at) from ' ~ this ~ ' as loaded' if is_incremental() else none
+) %}
 with orders as (
 
     select * from {{ ref('stg_orders') }}

@@ -89,8 +89,7 @@ staged as (
     -- those it had replaced. typed_columns casts them to their declared types.
     {% if is_incremental() %}
     select {{ typed_columns(expressions={
-        '_staged_at': 'greatest(cast(now() as timestamp), '
-            ~ '(select max(replaced_staged_at) from replaced) + interval 1 microsecond)',
+        '_staged_at': build_stamp('select max(replaced_staged_at) from replaced'),
         '_replaced_order_dates': 'case when replaced_order_id is null then [] else '
             ~ 'list_distinct(list_concat(replaced_before, '
             ~ '[cast(replaced_created_at as date)])) end',
@@ -100,7 +99,7 @@ staged as (
         on deduplicated.order_id = replaced.replaced_order_id
     {% else %}
     select {{ typed_columns(expressions={
-        '_staged_at': 'cast(now() as timestamp)',
+        '_staged_at': build_stamp(),
         '_replaced_order_dates': '[]',
     }) }}
     from deduplicated

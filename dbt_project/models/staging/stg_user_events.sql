@@ -92,8 +92,7 @@ staged as (
     -- replaced. typed_columns casts them to their declared types.
     {% if is_incremental() %}
     select {{ typed_columns(expressions={
-        '_staged_at': 'greatest(cast(now() as timestamp), '
-            ~ '(select max(replaced_staged_at) from replaced) + interval 1 microsecond)',
+        '_staged_at': build_stamp('select max(replaced_staged_at) from replaced'),
         '_replaced_keys': 'case when replaced_event_id is null then [] else list_distinct('
             ~ 'list_concat(replaced_before, [{user_id: replaced_user_id, '
             ~ 'event_date: replaced_event_date}])) end',
@@ -103,7 +102,7 @@ staged as (
         on deduplicated.event_id = replaced.replaced_event_id
     {% else %}
     select {{ typed_columns(expressions={
-        '_staged_at': 'cast(now() as timestamp)',
+        '_staged_at': build_stamp(),
         '_replaced_keys': '[]',
     }) }}
     from deduplicated

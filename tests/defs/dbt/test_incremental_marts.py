@@ -81,18 +81,24 @@ def _events(*events: tuple[str, int, str, str]) -> str:
 
 
 def _build(
-    lake: LakeResource, instance: dg.DagsterInstance, *, full_refresh: bool = False
-) -> dg.ExecuteInProcessResult:
-    dbt_config = {shop_dbt_models.op.name: {"config": {"full_refresh": full_refresh}}}
+    lake: LakeResource,
+    instance: dg.DagsterInstance,
+    selection: list[str] = SELECTION,
+    *,
+    full_refresh: bool = False,
+) -> None:
+    """Materialize ``selection`` (by default the activity mart with all it depends on)."""
+    ops: dict[str, object] = {shop_dbt_models.op.name: {"config": {"full_refresh": full_refresh}}}
+    if "raw/user_events" in selection:
+        ops.update(FILES_ONLY["ops"])
     result = dg.materialize(
         [*RAW_ASSETS, shop_dbt_models],
-        selection=[MART] if full_refresh else SELECTION,
+        selection=selection,
         resources=pipeline_resources(lake),
         instance=instance,
-        run_config={"ops": {**({} if full_refresh else FILES_ONLY["ops"]), **dbt_config}},
+        run_config={"ops": ops},
     )
     assert result.success
-    return result
 
 
 def _mart(lake: LakeResource) -> list[tuple[object, ...]]:
@@ -221,7 +227,7 @@ def test_an_incremental_build_equals_a_full_refresh(lake: LakeResource) -> None:
     _build(lake, instance)
     assert _mart(lake) == again
 
-    _build(lake, instance, full_refresh=True)
+    _build(lake, instance, [MART], full_refresh=True)
     assert _mart(lake) == again
 
 
@@ -241,20 +247,6 @@ PRODUCTS_HEADER = "product_id,name,category,unit_price,updated_at"
 # What a build writes besides the data: when stg_orders staged a row, when a mart wrote it.
 STAMPS = {"_staged_at", "last_staged_at", "last_built_at"}
 TICK = timedelta(microseconds=1)
-
-
-def _build_orders(
-    lake: LakeResource, instance: dg.DagsterInstance, *, full_refresh: bool = False
-) -> None:
-    dbt_config = {shop_dbt_models.op.name: {"config": {"full_refresh": full_refresh}}}
-    result = dg.materialize(
-        [*RAW_ASSETS, shop_dbt_models],
-        selection=ORDER_MARTS if full_refresh else ORDERS_SELECTION,
-        resources=pipeline_resources(lake),
-        instance=instance,
-        run_config={"ops": dbt_config},
-    )
-    assert result.success
 
 
 def _rows(
@@ -304,7 +296,7 @@ def test_incremental_order_marts_equal_a_full_refresh(lake: LakeResource) -> Non
             "7,2,1,1,20.00,paid,2026-03-07 10:00:00,2026-03-07 10:00:00",  # never touched
         ),
     )
-    _build_orders(lake, instance)
+    _build(lake, instance, ORDERS_SELECTION)
     first_revenue = _rows(lake, "fct_daily_revenue", "revenue_date, geographic_region")
     assert [(r["revenue_date"], r["geographic_region"]) for r in first_revenue] == [
         (date(2026, 3, 1), "europe"),
@@ -347,7 +339,7 @@ def test_incremental_order_marts_equal_a_full_refresh(lake: LakeResource) -> Non
             "1,1,1,1,20.00,paid,2026-03-01 10:00:00,2026-03-01 10:00:00",
         ),
     )
-    _build_orders(lake, instance)
+    _build(lake, instance, ORDERS_SELECTION)
     with duckdb.connect(lake.warehouse_path, read_only=True) as connection:
         rewritten_orders = {
             row[0]
@@ -382,14 +374,14 @@ def test_incremental_order_marts_equal_a_full_refresh(lake: LakeResource) -> Non
     assert days[(date(2026, 3, 1), "europe")]["order_count"] == 2
     assert {o["order_id"]: o["category"] for o in orders}[4] == "toys"
 
-    _build_orders(lake, instance)  # nothing new: nothing changes
+    _build(lake, instance, ORDERS_SELECTION)  # nothing new: nothing changes
     assert _rows(lake, "fct_orders", "order_id") == orders
     assert _rows(lake, "fct_daily_revenue", "revenue_date, geographic_region") == revenue
 
     # A full refresh forgets the replaced versions' days (it has replaced nothing).
     history = frozenset({"_replaced_order_dates"})
     staged = _rows(lake, "stg_orders", "order_id", without=history)
-    _build_orders(lake, instance, full_refresh=True)
+    _build(lake, instance, ORDER_MARTS, full_refresh=True)
     assert _rows(lake, "stg_orders", "order_id", without=history) == staged
     assert _rows(lake, "fct_orders", "order_id") == orders
     assert _rows(lake, "fct_daily_revenue", "revenue_date, geographic_region") == revenue
