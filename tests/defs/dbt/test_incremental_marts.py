@@ -48,6 +48,12 @@ LOOKBACK_DAYS = yaml.safe_load((REPO / "dbt_project" / "dbt_project.yml").read_t
 ]
 MARK = 1000  # added to every row's distinct_event_types between the builds
 USERS_HEADER = "user_id,email,signup_date,user_tier,geographic_region,updated_at"
+THREE_USERS = (
+    f"{USERS_HEADER}\n"
+    "1,a@example.com,2026-01-01,free,europe,2026-01-01T00:00:00\n"
+    "2,b@example.com,2026-01-02,basic,asia_pacific,2026-01-02T00:00:00\n"
+    "3,c@example.com,2026-01-03,premium,north_america,2026-01-03T00:00:00\n"
+)
 
 
 def _land(lake_dir: Path, source: str, name: str, text: str) -> None:
@@ -147,15 +153,7 @@ def _mark_every_row(lake: LakeResource, add: int) -> None:
 def test_an_incremental_build_equals_a_full_refresh(lake: LakeResource) -> None:
     lake_dir = Path(lake.data_dir)
     instance = dg.DagsterInstance.ephemeral()
-    _land(
-        lake_dir,
-        "users",
-        "users_1.csv",
-        f"{USERS_HEADER}\n"
-        "1,a@example.com,2026-01-01,free,europe,2026-01-01T00:00:00\n"
-        "2,b@example.com,2026-01-02,basic,asia_pacific,2026-01-02T00:00:00\n"
-        "3,c@example.com,2026-01-03,premium,north_america,2026-01-03T00:00:00\n",
-    )
+    _land(lake_dir, "users", "users_1.csv", THREE_USERS)
     _land(
         lake_dir,
         "user_events",
@@ -266,15 +264,7 @@ def _orders(*rows: str) -> str:
 def test_incremental_order_marts_equal_a_full_refresh(lake: LakeResource) -> None:
     lake_dir = Path(lake.data_dir)
     instance = dg.DagsterInstance.ephemeral()
-    _land(
-        lake_dir,
-        "users",
-        "users_1.csv",
-        f"{USERS_HEADER}\n"
-        "1,a@example.com,2026-01-01,free,europe,2026-01-01T00:00:00\n"
-        "2,b@example.com,2026-01-02,basic,asia_pacific,2026-01-02T00:00:00\n"
-        "3,c@example.com,2026-01-03,premium,north_america,2026-01-03T00:00:00\n",
-    )
+    _land(lake_dir, "users", "users_1.csv", THREE_USERS)
     _land(
         lake_dir,
         "products",
