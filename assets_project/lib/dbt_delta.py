@@ -25,7 +25,7 @@ from dbt.adapters.duckdb.utils import SourceConfig
 from deltalake import DeltaTable
 
 from assets_project.lib.contracts import load_contract
-from assets_project.lib.lake import raw_schema, storage_options
+from assets_project.lib.lake import delta_dataset, raw_schema, storage_options
 from assets_project.lib.timetravel import parse_as_of, version_at
 
 _SOURCE_LOCK = threading.RLock()
@@ -82,4 +82,4 @@ class Plugin(delta.Plugin):
             # By the commits' own timestamps: S3 keeps modification times to the second only.
             when = parse_as_of(str(moment))
             table.load_as_version(when if isinstance(when, int) else version_at(table, when))
-        return table.to_pyarrow_dataset()
+        return delta_dataset(table)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pa_ds
+import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
@@ -163,9 +166,42 @@ def lake_connection() -> duckdb.DuckDBPyConnection:
     return connection
 
 
+def arrow_filesystem(table_uri: str) -> pa_fs.FileSystem | None:
+    """A native (C++) Arrow filesystem rooted at the Delta table ``table_uri``, or None for an
+    object store other than S3.
+
+    delta-rs's own dataset reads through a filesystem written in Python (``PyFileSystem``).
+    Arrow starts reading a scan's files ahead on its I/O threads as soon as the scan is opened;
+    when the reader never pulls from it (DuckDB skips a join's probe side when the build side is
+    empty), those reads are still pending at interpreter exit and call into a finalizing
+    Python: the process crashed (SIGSEGV) or hung there, on local disk and on S3 alike. Arrow's
+    own filesystems never call into Python, and read without the GIL.
+
+    On S3, endpoint, region and credentials come from the environment (``AWS_ENDPOINT_URL``,
+    ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, …, a profile or an instance role), as for delta-rs;
+    none passes through this code.
+    """
+    parsed = urlparse(table_uri)
+    if parsed.scheme in ("", "file"):
+        return pa_fs.SubTreeFileSystem(unquote(parsed.path), pa_fs.LocalFileSystem())
+    if parsed.scheme in ("s3", "s3a"):
+        s3 = pa_fs.S3FileSystem(
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            endpoint_override=os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL"),
+        )
+        return pa_fs.SubTreeFileSystem(f"{parsed.netloc}{unquote(parsed.path)}".rstrip("/"), s3)
+    return None
+
+
+def delta_dataset(table: DeltaTable) -> pa_ds.Dataset:
+    """``table``'s current snapshot as an Arrow dataset read through :func:`arrow_filesystem`."""
+    return table.to_pyarrow_dataset(filesystem=arrow_filesystem(table.table_uri))
+
+
 def register_delta(connection: duckdb.DuckDBPyConnection, name: str, table: DeltaTable) -> None:
     """Make ``table``'s current snapshot queryable as ``name`` on ``connection``."""
-    connection.register(name, table.to_pyarrow_dataset())
+    connection.register(name, delta_dataset(table))
 
 
 def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None = None) -> DeltaTable:
