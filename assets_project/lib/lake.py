@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import duckdb
@@ -194,14 +195,29 @@ def arrow_filesystem(table_uri: str) -> pa_fs.FileSystem | None:
     return None
 
 
-def delta_dataset(table: DeltaTable) -> pa_ds.Dataset:
-    """``table``'s current snapshot as an Arrow dataset read through :func:`arrow_filesystem`."""
-    return table.to_pyarrow_dataset(filesystem=arrow_filesystem(table.table_uri))
+FileFilter = list[tuple[str, str, Any]]
+"""Tuple filters (``[("_batch_id", "=", batch_id)]``, an AND of them) that choose the files of a
+Delta snapshot to read: exactly on partition columns, by the files' min/max statistics on the
+others. A superset of the files that hold matching rows: queries still filter the rows."""
 
 
-def register_delta(connection: duckdb.DuckDBPyConnection, name: str, table: DeltaTable) -> None:
-    """Make ``table``'s current snapshot queryable as ``name`` on ``connection``."""
-    connection.register(name, delta_dataset(table))
+def delta_dataset(table: DeltaTable, files: FileFilter | None = None) -> pa_ds.Dataset:
+    """``table``'s current snapshot as an Arrow dataset read through :func:`arrow_filesystem`;
+    with ``files``, only the files that may hold the rows it selects."""
+    return table.to_pyarrow_dataset(
+        filesystem=arrow_filesystem(table.table_uri), file_pruning_predicate=files or None
+    )
+
+
+def register_delta(
+    connection: duckdb.DuckDBPyConnection,
+    name: str,
+    table: DeltaTable,
+    files: FileFilter | None = None,
+) -> None:
+    """Make ``table``'s current snapshot (with ``files``, the files that may hold the rows it
+    selects) queryable as ``name`` on ``connection``."""
+    connection.register(name, delta_dataset(table, files))
 
 
 def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None = None) -> DeltaTable:

@@ -14,7 +14,13 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from assets_project.lib.contracts import Contract
-from assets_project.lib.lake import LakeLayout, lake_connection, open_table, register_delta
+from assets_project.lib.lake import (
+    FileFilter,
+    LakeLayout,
+    lake_connection,
+    open_table,
+    register_delta,
+)
 from assets_project.lib.validation import MISSING_RULE, quote_ident
 
 EXAMPLES = 5
@@ -44,7 +50,18 @@ class Conflicts:
     examples: list[dict[str, object]]
 
 
-def _connection(layout: LakeLayout, source: str, *, dlq: bool = False) -> duckdb.DuckDBPyConnection:
+def of_batches(batch_ids: list[str]) -> FileFilter:
+    """The files that may hold rows of ``batch_ids``: a batch writes its own files, so their
+    ``_batch_id`` statistics (min = max) rule out every other batch's; a file a merge or a
+    compaction wrote holds several batches and is read whenever one of them is asked for."""
+    return [("_batch_id", "in", batch_ids)]
+
+
+def _connection(
+    layout: LakeLayout, source: str, *, dlq: bool = False, files: FileFilter | None = None
+) -> duckdb.DuckDBPyConnection:
+    """``raw`` (and with ``dlq``, ``dlq``) of ``source`` registered on a new connection; with
+    ``files``, only the files that may hold the rows it selects (see :func:`of_batches`)."""
     connection = lake_connection()
     for name, uri in (("raw", layout.raw_uri(source)), ("dlq", layout.dlq_uri(source))):
         if name == "dlq" and not dlq:
@@ -53,13 +70,13 @@ def _connection(layout: LakeLayout, source: str, *, dlq: bool = False) -> duckdb
         if table is None:
             connection.execute(f"CREATE TABLE {name} (_batch_id VARCHAR)")
         else:
-            register_delta(connection, name, table)
+            register_delta(connection, name, table, files)
     return connection
 
 
 def batch_counts(layout: LakeLayout, source: str, batch_id: str) -> BatchCounts:
     """Rows that batch ``batch_id`` left in the raw and in the dead-letter table."""
-    with _connection(layout, source, dlq=True) as connection:
+    with _connection(layout, source, dlq=True, files=of_batches([batch_id])) as connection:
         raw, dead = connection.execute(
             "SELECT (SELECT count(*) FROM raw WHERE _batch_id = $b), "
             "(SELECT count(*) FROM dlq WHERE _batch_id = $b)",
@@ -72,7 +89,7 @@ def batches_counts(layout: LakeLayout, source: str, batch_ids: list[str]) -> dic
     """Rows each of ``batch_ids`` has now in the raw and in the dead-letter table."""
     if not batch_ids:
         return {}
-    with _connection(layout, source, dlq=True) as connection:
+    with _connection(layout, source, dlq=True, files=of_batches(batch_ids)) as connection:
         rows = connection.execute(
             "WITH ids AS (SELECT unnest($ids::VARCHAR[]) AS _batch_id) "
             "SELECT ids._batch_id, "
@@ -93,7 +110,7 @@ def duplicated_records(layout: LakeLayout, source: str, batch_ids: list[str]) ->
         return 0
     if open_table(layout.dlq_uri(source)) is None:
         return 0
-    with _connection(layout, source, dlq=True) as connection:
+    with _connection(layout, source, dlq=True, files=of_batches(batch_ids)) as connection:
         (surplus,) = connection.execute(
             "WITH records AS ("
             "SELECT _source, _source_line, _batch_id FROM raw WHERE _batch_id IN "
@@ -181,8 +198,8 @@ def _conflicts(
     """The rows of ``conflicts`` (a count, and a few as examples), in steps that each stop
     when they find nothing:
 
-    1. with ``batch_id``, the values of the ``scope`` columns (quoted) that batch wrote, kept
-       in :data:`_BATCH_VALUES`; ``{scoped}`` in ``candidates`` becomes a semi join on them;
+    1. with ``batch_id``, the values of the ``scope`` columns (quoted) that batch wrote (read
+       from the files that may hold it, :func:`of_batches`), kept in :data:`_BATCH_VALUES`; ``{scoped}`` in ``candidates`` becomes a semi join on them;
     2. ``candidates``, the values that could conflict, kept in :data:`_CANDIDATES`;
     3. ``conflicts``, which reads the raw rows of the candidates.
 
@@ -190,15 +207,18 @@ def _conflicts(
     Arrow dataset scan that was opened but never read crashes or hangs the process at exit
     (in Arrow's thread pool shutdown).
     """
-    if open_table(layout.raw_uri(source)) is None:
+    table = open_table(layout.raw_uri(source))
+    if table is None:
         return Conflicts(count=0, examples=[])
-    with _connection(layout, source) as connection:
+    with lake_connection() as connection:
+        register_delta(connection, "raw", table)
         scoped = ""
         if batch_id is not None:
             listed = ", ".join(scope)
+            register_delta(connection, "batch_files", table, of_batches([batch_id]))
             connection.execute(
                 f"CREATE TEMP TABLE {_BATCH_VALUES} AS "
-                f"SELECT DISTINCT {listed} FROM raw WHERE _batch_id = $batch",
+                f"SELECT DISTINCT {listed} FROM batch_files WHERE _batch_id = $batch",
                 {"batch": batch_id},
             )
             if not _rows_in(connection, _BATCH_VALUES):
@@ -306,7 +326,8 @@ def batch_null_counts(layout: LakeLayout, contract: Contract, batch_id: str) -> 
     nullable = [c.name for c in contract.columns if not c.required]
     counted = ", ".join(f"count(*) FILTER (WHERE {quote_ident(name)} IS NULL)" for name in nullable)
     has_dlq = open_table(layout.dlq_uri(contract.name)) is not None
-    with _connection(layout, contract.name, dlq=True) as connection:
+    files = of_batches([batch_id])
+    with _connection(layout, contract.name, dlq=True, files=files) as connection:
         raw_row = connection.execute(
             f"SELECT count(*){', ' + counted if counted else ''} FROM raw WHERE _batch_id = $b",
             {"b": batch_id},

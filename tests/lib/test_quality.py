@@ -10,11 +10,17 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from assets_project.lib.contracts import load_contract
-from assets_project.lib.lake import LakeLayout, raw_schema
-from assets_project.lib.quality import conflicting_versions
+from assets_project.lib.lake import LakeLayout, delta_dataset, raw_schema
+from assets_project.lib.quality import (
+    batch_counts,
+    batch_null_counts,
+    batches_counts,
+    conflicting_versions,
+    of_batches,
+)
 
 EVENTS = load_contract("user_events")
 
@@ -25,7 +31,13 @@ def _layout(tmp_path: Path) -> LakeLayout:
     )
 
 
-def _append(layout: LakeLayout, batch: str, ids: list[str], event_type: str = "click") -> None:
+def _append(
+    layout: LakeLayout,
+    batch: str,
+    ids: list[str],
+    event_type: str = "click",
+    amount: float | None = None,
+) -> None:
     n = len(ids)
     rows = {
         "event_id": ids,
@@ -33,7 +45,7 @@ def _append(layout: LakeLayout, batch: str, ids: list[str], event_type: str = "c
         "event_type": [event_type] * n,
         "event_timestamp": [datetime(2026, 3, 1, 12)] * n,
         "properties": ["{}"] * n,
-        "amount": [None] * n,
+        "amount": [amount] * n,
         "_source": [f"{batch}.jsonl"] * n,
         "_source_line": list(range(1, n + 1)),
         "_batch_id": [batch] * n,
@@ -58,6 +70,38 @@ def test_a_conflict_needs_two_different_records_of_one_version_and_one_from_the_
     assert conflicting_versions(layout, EVENTS, "b2").count == 0  # b2 wrote no e2
     assert conflicting_versions(layout, EVENTS).count == 1  # the whole table
     assert conflicting_versions(layout, EVENTS, "absent").count == 0
+
+
+def test_a_batch_is_counted_from_the_files_that_may_hold_it(tmp_path: Path) -> None:
+    """Batch ids that agree on their first 40 characters (beyond any truncation of string
+    statistics), before and after a compaction that mixes batches in one file."""
+    layout = _layout(tmp_path)
+    prefix = "run-" + "0" * 36
+    batches = {f"{prefix}-{n:02d}": 3 + n for n in range(8)}
+    for batch, rows in batches.items():
+        _append(
+            layout, batch, [f"{batch}/{i}" for i in range(rows)], amount=1.0 if rows % 2 else None
+        )
+    table = DeltaTable(layout.raw_uri("user_events"))
+    ids = list(batches)
+    assert len(delta_dataset(table, of_batches([ids[3]])).files) == 1  # one file of eight read
+    assert len(delta_dataset(table, of_batches(ids[:2])).files) == 2
+
+    def counted() -> dict[str, tuple[int, int]]:
+        nulls = {b: batch_null_counts(layout, EVENTS, b) for b in ids}
+        return {
+            b: (batch_counts(layout, "user_events", b).raw, nulls[b].columns["amount"]) for b in ids
+        }
+
+    expected = {b: (rows, 0 if rows % 2 else rows) for b, rows in batches.items()}
+    assert counted() == expected
+    assert {b: c.raw for b, c in batches_counts(layout, "user_events", ids[2:5]).items()} == {
+        b: batches[b] for b in ids[2:5]
+    }
+    table.optimize.compact()
+    assert len(DeltaTable(layout.raw_uri("user_events")).file_uris()) == 1
+    assert counted() == expected
+    assert batch_counts(layout, "user_events", prefix).raw == 0  # a prefix of every id
 
 
 @pytest.mark.slow
