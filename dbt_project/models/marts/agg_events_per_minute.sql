@@ -18,7 +18,7 @@
 -- closed: a later event for them is left to the next full refresh
 -- (agg_events_full_refresh_job, daily), and counted until then by the WARN test
 -- assert_agg_events_per_minute_counts_every_event.
-with events as (
+with events as not materialized (
 
     select
         event_id,

@@ -18,7 +18,7 @@
 -- events, so the result is the same as a full refresh (tests/defs/dbt/
 -- test_incremental_marts.py); the pre-hook first deletes the replaced versions' groups,
 -- which may have no event left.
-with events as (
+with events as not materialized (
 
     select * from {{ ref('stg_user_events') }}
 

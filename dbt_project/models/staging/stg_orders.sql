@@ -89,7 +89,7 @@ staged as (
     -- those it had replaced. typed_columns casts them to their declared types.
     {% if is_incremental() %}
     select {{ typed_columns(expressions={
-        '_staged_at': build_stamp('select max(replaced_staged_at) from replaced'),
+        '_staged_at': build_stamp('select max(_staged_at) from ' ~ this),
         '_replaced_order_dates': 'case when replaced_order_id is null then [] else '
             ~ 'list_distinct(list_concat(replaced_before, '
             ~ '[cast(replaced_created_at as date)])) end',

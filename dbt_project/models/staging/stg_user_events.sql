@@ -92,7 +92,7 @@ staged as (
     -- replaced. typed_columns casts them to their declared types.
     {% if is_incremental() %}
     select {{ typed_columns(expressions={
-        '_staged_at': build_stamp('select max(replaced_staged_at) from replaced'),
+        '_staged_at': build_stamp('select max(_staged_at) from ' ~ this),
         '_replaced_keys': 'case when replaced_event_id is null then [] else list_distinct('
             ~ 'list_concat(replaced_before, [{user_id: replaced_user_id, '
             ~ 'event_date: replaced_event_date}])) end',
