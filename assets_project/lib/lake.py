@@ -8,6 +8,9 @@ code serves local disk and object storage.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,18 +156,39 @@ def open_table(uri: str) -> DeltaTable | None:
         return None
 
 
-def lake_connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection for querying Delta tables registered as Arrow datasets.
+#: DuckDB's memory for a query over the lake (the contract checks, replay): beyond it, joins
+#: and aggregates spill to a temporary folder. A DuckDB size (``512MB``, ``2GB``).
+LAKE_QUERY_MEMORY_LIMIT = "LAKE_QUERY_MEMORY_LIMIT"
+DEFAULT_LAKE_QUERY_MEMORY_LIMIT = "1GB"
+
+
+@contextmanager
+def lake_connection() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection for querying Delta tables registered as Arrow datasets,
+    closed on exit.
 
     delta-rs writes the files of a merge, delete or compaction with Arrow string *view*
     columns, which pyarrow reads back as such and cannot compare in a pushed-down filter
     ("no kernel matching input types (string, string_view)"). Filters are therefore kept in
     DuckDB, which reads view columns fine.
+
+    Its memory is bounded (:data:`LAKE_QUERY_MEMORY_LIMIT`, spilling to a temporary folder
+    removed on exit), and the memory Arrow freed while reading is handed back to the OS on
+    exit: a run worker that checks a raw table and then waits for dbt (in-process executor)
+    would otherwise hold it beside dbt's.
     """
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    connection.execute("SET disabled_optimizers = 'filter_pushdown'")
-    return connection
+    limit = os.environ.get(LAKE_QUERY_MEMORY_LIMIT) or DEFAULT_LAKE_QUERY_MEMORY_LIMIT
+    with tempfile.TemporaryDirectory(prefix="lake-query-") as spill:
+        connection = duckdb.connect()
+        try:
+            connection.execute("SET TimeZone = 'UTC'")
+            connection.execute("SET disabled_optimizers = 'filter_pushdown'")
+            connection.execute("SET memory_limit = ?", [limit])
+            connection.execute("SET temp_directory = ?", [spill])
+            yield connection
+        finally:
+            connection.close()
+            pa.default_memory_pool().release_unused()
 
 
 def arrow_filesystem(table_uri: str) -> pa_fs.FileSystem | None:

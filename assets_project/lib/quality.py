@@ -6,6 +6,8 @@ into the Parquet scan and nothing touches the warehouse file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
@@ -57,21 +59,22 @@ def of_batches(batch_ids: list[str]) -> FileFilter:
     return [("_batch_id", "in", batch_ids)]
 
 
+@contextmanager
 def _connection(
     layout: LakeLayout, source: str, *, dlq: bool = False, files: FileFilter | None = None
-) -> duckdb.DuckDBPyConnection:
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """``raw`` (and with ``dlq``, ``dlq``) of ``source`` registered on a new connection; with
     ``files``, only the files that may hold the rows it selects (see :func:`of_batches`)."""
-    connection = lake_connection()
-    for name, uri in (("raw", layout.raw_uri(source)), ("dlq", layout.dlq_uri(source))):
-        if name == "dlq" and not dlq:
-            continue
-        table = open_table(uri)
-        if table is None:
-            connection.execute(f"CREATE TABLE {name} (_batch_id VARCHAR)")
-        else:
-            register_delta(connection, name, table, files)
-    return connection
+    with lake_connection() as connection:
+        for name, uri in (("raw", layout.raw_uri(source)), ("dlq", layout.dlq_uri(source))):
+            if name == "dlq" and not dlq:
+                continue
+            table = open_table(uri)
+            if table is None:
+                connection.execute(f"CREATE TABLE {name} (_batch_id VARCHAR)")
+            else:
+                register_delta(connection, name, table, files)
+        yield connection
 
 
 def batch_counts(layout: LakeLayout, source: str, batch_id: str) -> BatchCounts:

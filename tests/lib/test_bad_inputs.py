@@ -570,9 +570,9 @@ def _readable_by_every_reader(uri: str) -> int:
     """The whole table as pyarrow and DuckDB read it (both convert every value); its rows."""
     table = DeltaTable(uri)
     rows = table.to_pyarrow_table().to_pylist()
-    connection = lake_connection()
-    register_delta(connection, "t", table)
-    assert len(connection.sql("SELECT * FROM t").fetchall()) == len(rows)
+    with lake_connection() as connection:
+        register_delta(connection, "t", table)
+        assert len(connection.sql("SELECT * FROM t").fetchall()) == len(rows)
     return len(rows)
 
 

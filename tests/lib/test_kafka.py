@@ -317,6 +317,6 @@ def test_out_of_range_times_and_overprecise_amounts_are_dead_letters(
     assert (second.rows_in, second.rows_written) == (1, 1)
     raw = DeltaTable(layout.raw_uri("user_events"))
     rows = raw.to_pyarrow_table().to_pylist()
-    connection = lake_connection()
-    register_delta(connection, "raw", raw)
-    assert len(connection.sql("SELECT * FROM raw").fetchall()) == len(rows) == 2
+    with lake_connection() as connection:
+        register_delta(connection, "raw", raw)
+        assert len(connection.sql("SELECT * FROM raw").fetchall()) == len(rows) == 2

@@ -6,12 +6,19 @@ import subprocess
 import sys
 import textwrap
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from assets_project.lib.lake import LakeLayout, delta_table, lake_connection, register_delta
+from assets_project.lib.lake import (
+    LAKE_QUERY_MEMORY_LIMIT,
+    LakeLayout,
+    delta_table,
+    lake_connection,
+    register_delta,
+)
 
 
 def _write_files(uri: str, files: int, rows: int) -> None:
@@ -62,3 +69,20 @@ def test_a_registered_table_reads_its_snapshot_with_partition_values(
         (date(2026, 3, 2), 10, 10),
         (date(2026, 3, 3), 10, 10),
     ]
+
+
+def test_a_lake_query_has_bounded_memory_and_spills_to_a_folder_removed_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(LAKE_QUERY_MEMORY_LIMIT, "64MB")
+    with lake_connection() as connection:
+        limit, spill = connection.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone() or (None, None)
+        # A sort of ~400 MB of rows goes past the limit: DuckDB spills instead of failing.
+        (rows,) = connection.execute(
+            "SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS h "
+            "FROM range(5000000) t(i) ORDER BY h)"
+        ).fetchone() or (None,)
+    assert (limit, rows) == ("61.0 MiB", 5_000_000)
+    assert spill and not Path(spill).exists()

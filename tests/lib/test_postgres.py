@@ -280,9 +280,9 @@ def _readable(uri: str) -> int:
 
     table = DeltaTable(uri)
     rows = table.to_pyarrow_table().num_rows
-    connection = lake_connection()
-    register_delta(connection, "t", table)
-    assert len(connection.sql("SELECT * FROM t").fetchall()) == rows
+    with lake_connection() as connection:
+        register_delta(connection, "t", table)
+        assert len(connection.sql("SELECT * FROM t").fetchall()) == rows
     return rows
 
 
