@@ -14,10 +14,12 @@ the environment of the dbt process (``AWS_*``), never from the sources YAML.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from dbt.adapters.duckdb.environments.local import LocalEnvironment
 from dbt.adapters.duckdb.plugins import delta
@@ -64,11 +66,49 @@ def serialize_source_loads() -> None:
 serialize_source_loads()
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@functools.cache
+def _reserved_words() -> frozenset[str]:
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'"
+        ).fetchall()
+    return frozenset(str(name).lower() for (name,) in rows)
+
+
+def check_plain_names(source_config: SourceConfig) -> None:
+    """Refuse, with the reason, a source whose view dbt-duckdb 1.11 cannot create.
+
+    dbt-duckdb names a plugin source's view ``database.schema.identifier`` without quotes, and
+    the database is the warehouse file's name: ``WAREHOUSE_PATH=data/shop-warehouse.duckdb``
+    failed every model that reads the lake with "syntax error at or near "-"".
+    """
+    parts = (source_config.database, source_config.schema, source_config.identifier)
+    odd = [
+        part
+        for part in parts
+        if part is not None
+        and (not _PLAIN_NAME.fullmatch(part) or part.lower() in _reserved_words())
+    ]
+    if odd:
+        raise ValueError(
+            f"dbt-duckdb cannot read the source {source_config.identifier!r}: it names the "
+            f"source's view {'.'.join(p for p in parts if p)} without quotes, so {odd[0]!r} "
+            "must be a plain name (letters, digits and _, not starting with a digit, not a "
+            "reserved word such as select). The "
+            "first part is the warehouse file's name: choose a WAREHOUSE_PATH such as "
+            "data/shop_warehouse.duckdb."
+        )
+
+
 class Plugin(delta.Plugin):
     """dbt-duckdb's Delta plugin; a raw table not written yet reads as empty."""
 
     def load(self, source_config: SourceConfig) -> Any:
         """The Delta table at ``delta_table_path``, or an empty table of the contract's schema."""
+        check_plain_names(source_config)
         path = source_config.get("delta_table_path")
         if path is None:
             return super().load(source_config)  # (which says that the path is missing)

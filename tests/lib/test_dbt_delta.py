@@ -120,3 +120,28 @@ def test_sources_load_safely_from_many_dbt_threads(layout: LakeLayout, tmp_path:
     counts = handle.cursor().execute("select count(*) from raw.orders_0_0").fetchall()
     assert counts == [(3,)]
     handle.close()
+
+
+@pytest.mark.parametrize("warehouse", ["shop-warehouse", "2026_warehouse", "select"])
+def test_a_warehouse_name_dbt_duckdb_cannot_write_unquoted_is_refused_with_the_reason(
+    layout: LakeLayout, tmp_path: Path, warehouse: str
+) -> None:
+    from dbt.adapters.duckdb.credentials import DuckDBCredentials, PluginConfig
+    from dbt.adapters.duckdb.environments.local import LocalEnvironment
+
+    plugins = [PluginConfig(module="assets_project.lib.dbt_delta", alias="delta")]
+    for name, fails in ((warehouse, True), ("shop_warehouse", False)):
+        credentials = DuckDBCredentials(path=str(tmp_path / f"{name}.duckdb"), plugins=plugins)
+        environment = LocalEnvironment(credentials)
+        source = _source(layout, "orders")
+        source.database = name
+        if fails:
+            with pytest.raises(ValueError, match=f"'{name}' must be a plain name.*WAREHOUSE_PATH"):
+                environment.load_source("delta", source)
+        else:
+            environment.load_source("delta", source)
+            handle = environment.handle()
+            assert handle.cursor().execute(
+                f"select count(*) from {name}.raw.orders"
+            ).fetchall() == [(0,)]
+            handle.close()
