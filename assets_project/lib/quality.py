@@ -19,6 +19,7 @@ from assets_project.lib.contracts import Contract
 from assets_project.lib.lake import (
     FileFilter,
     LakeLayout,
+    delta_dataset,
     lake_connection,
     open_table,
     register_delta,
@@ -201,8 +202,10 @@ def _conflicts(
     """The rows of ``conflicts`` (a count, and a few as examples), in steps that each stop
     when they find nothing:
 
-    1. with ``batch_id``, the values of the ``scope`` columns (quoted) that batch wrote (read
-       from the files that may hold it, :func:`of_batches`), kept in :data:`_BATCH_VALUES`; ``{scoped}`` in ``candidates`` becomes a semi join on them;
+    1. with ``batch_id`` (unless it wrote every row of the table), the values of the
+       ``scope`` columns (quoted) that batch wrote (read from the files that may hold it,
+       :func:`of_batches`), kept in :data:`_BATCH_VALUES`; ``{scoped}`` in ``candidates``
+       becomes a semi join on them;
     2. ``candidates``, the values that could conflict, kept in :data:`_CANDIDATES`;
     3. ``conflicts``, which reads the raw rows of the candidates.
 
@@ -216,9 +219,8 @@ def _conflicts(
     with lake_connection() as connection:
         register_delta(connection, "raw", table)
         scoped = ""
-        if batch_id is not None:
+        if batch_id is not None and not _holds_every_row(connection, table, batch_id):
             listed = ", ".join(scope)
-            register_delta(connection, "batch_files", table, of_batches([batch_id]))
             connection.execute(
                 f"CREATE TEMP TABLE {_BATCH_VALUES} AS "
                 f"SELECT DISTINCT {listed} FROM batch_files WHERE _batch_id = $batch",
@@ -241,6 +243,25 @@ def _conflicts(
         {name: str(value) for name, value in row.items() if name != _COUNT} for row in rows
     ]
     return Conflicts(count=count, examples=examples)
+
+
+def _holds_every_row(
+    connection: duckdb.DuckDBPyConnection, table: DeltaTable, batch_id: str
+) -> bool:
+    """Whether batch ``batch_id`` wrote every row of ``table`` (a first load, a full refresh):
+    then its values are the whole table's, and collecting them first is a pass for nothing.
+    Registers ``batch_files``, the files that may hold the batch; reads their ``_batch_id``
+    only when they are all the table's files."""
+    batch_files = delta_dataset(table, of_batches([batch_id]))
+    connection.register("batch_files", batch_files)
+    actions = pa.table(table.get_add_actions(flatten=True))
+    records = actions.column("num_records").to_pylist() if actions.num_rows else []
+    if len(batch_files.files) != actions.num_rows or None in records:
+        return False
+    (rows,) = connection.execute(
+        "SELECT count(*) FROM batch_files WHERE _batch_id = $batch", {"batch": batch_id}
+    ).fetchall()[0]
+    return int(rows) == sum(records)
 
 
 def _rows_in(connection: duckdb.DuckDBPyConnection, table: str) -> int:

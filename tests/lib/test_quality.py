@@ -72,6 +72,19 @@ def test_a_conflict_needs_two_different_records_of_one_version_and_one_from_the_
     assert conflicting_versions(layout, EVENTS, "absent").count == 0
 
 
+def test_a_batch_that_holds_every_row_is_judged_on_the_whole_table_and_only_then(
+    tmp_path: Path,
+) -> None:
+    layout = _layout(tmp_path)
+    _append(layout, "b1", ["e1", "e2"])
+    _append(layout, "b1", ["e1"], event_type="purchase")  # the same batch, another record
+    assert conflicting_versions(layout, EVENTS, "b1").count == 1  # every row is b1's
+    _append(layout, "b2", ["e9"])
+    DeltaTable(layout.raw_uri("user_events")).optimize.compact()  # b1 and b2 in one file
+    assert conflicting_versions(layout, EVENTS, "b2").count == 0  # the file, not the batch
+    assert conflicting_versions(layout, EVENTS, "b1").count == 1
+
+
 def test_a_batch_is_counted_from_the_files_that_may_hold_it(tmp_path: Path) -> None:
     """Batch ids that agree on their first 40 characters (beyond any truncation of string
     statistics), before and after a compaction that mixes batches in one file."""
