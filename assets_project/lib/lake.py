@@ -183,7 +183,10 @@ def lake_connection() -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             connection.execute("SET TimeZone = 'UTC'")
             connection.execute("SET disabled_optimizers = 'filter_pushdown'")
-            connection.execute("SET memory_limit = ?", [limit])
+            try:
+                connection.execute("SET memory_limit = ?", [limit])
+            except duckdb.Error as exc:
+                raise ValueError(f"{LAKE_QUERY_MEMORY_LIMIT}={limit!r}: {exc}") from None
             connection.execute("SET temp_directory = ?", [spill])
             yield connection
         finally:

@@ -209,9 +209,7 @@ def _conflicts(
     2. ``candidates``, the values that could conflict, kept in :data:`_CANDIDATES`;
     3. ``conflicts``, which reads the raw rows of the candidates.
 
-    No join here ever has an empty side: DuckDB then skips the other side's scan, and an
-    Arrow dataset scan that was opened but never read crashes or hangs the process at exit
-    (in Arrow's thread pool shutdown).
+    A step that finds nothing ends the check: the later ones could find nothing either.
     """
     table = open_table(layout.raw_uri(source))
     if table is None:

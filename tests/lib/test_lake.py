@@ -86,3 +86,14 @@ def test_a_lake_query_has_bounded_memory_and_spills_to_a_folder_removed_after(
         ).fetchone() or (None,)
     assert (limit, rows) == ("61.0 MiB", 5_000_000)
     assert spill and not Path(spill).exists()
+
+
+def test_a_lake_query_memory_limit_duckdb_cannot_read_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(LAKE_QUERY_MEMORY_LIMIT, "lots")
+    with (
+        pytest.raises(ValueError, match=r"LAKE_QUERY_MEMORY_LIMIT='lots': .*number"),
+        lake_connection(),
+    ):
+        pass
