@@ -6,13 +6,20 @@ config. The automation sensor cannot set run config, and its runs are one dbt st
 checks of the marts: every check in a process of its own cost more than the checks
 themselves, and the dbt step's start-up is on the path from a dropped file to the marts. This
 executor takes the same config as Dagster's default and, in addition, runs every step in the
-run worker's process when the run carries ``EXECUTION_TAG: IN_PROCESS`` (which the automation
-sensor's runs carry, and any run launched from the UI may).
+run worker's process
+
+- when the run carries ``EXECUTION_TAG: IN_PROCESS`` (which the automation sensor's runs
+  carry, and any run launched from the UI may), or
+- when its run config names no execution mode and at most one of its steps materializes
+  assets: "Materialize" on one asset's page runs that asset's step and its checks, which
+  depend on it and take a fraction of a second each; a process per check made a click on a
+  raw asset take two minutes on a two-core machine. A run of several assets (a raw layer, the
+  whole graph) keeps the configured mode, whose processes run independent steps in parallel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -50,18 +57,39 @@ class RunTagExecutor(dg.Executor):
     def step_dependency_config(self) -> StepDependencyConfig:
         return self._configured.step_dependency_config
 
-    def chosen(self, tags: dict[str, str] | None) -> dg.Executor:
-        """The executor for a run with these tags."""
+    def chosen(
+        self,
+        tags: Mapping[str, str] | None,
+        mode_configured: bool = True,
+        materializing_steps: int = 2,
+    ) -> dg.Executor:
+        """The executor for a run with these tags, whose run config names an execution mode
+        or not, and with this many steps that materialize assets."""
         if (tags or {}).get(EXECUTION_TAG) == IN_PROCESS:
+            return self._in_process
+        if not mode_configured and materializing_steps <= 1:
             return self._in_process
         return self._configured
 
     def execute(
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
     ) -> Iterator[DagsterEvent]:
-        yield from self.chosen(dict(plan_context.dagster_run.tags)).execute(
-            plan_context, execution_plan
+        run = plan_context.dagster_run
+        executor = self.chosen(
+            run.tags,
+            mode_configured=bool((run.run_config or {}).get("execution")),
+            materializing_steps=materializing_steps(execution_plan),
         )
+        yield from executor.execute(plan_context, execution_plan)
+
+
+def materializing_steps(execution_plan: ExecutionPlan) -> int:
+    """How many of the plan's steps to execute materialize an asset (a step of checks only,
+    whose outputs are check results, does not)."""
+    return sum(
+        any(output.properties.asset_key is not None for output in step.step_outputs)
+        for step in execution_plan.get_steps_to_execute_in_topo_order()
+    )
 
 
 @dg.executor(

@@ -148,8 +148,8 @@ def test_mart_page_shows_the_dbt_description(dev_ui: str, browser: object, tmp_p
 
 
 def _wait_for_text(page: object, wanted: Callable[[str], bool], what: str) -> str:
-    """The page's text once ``wanted`` holds for it (420 s at most: the run may queue, and its
-    dozen check steps each start a process, slow on a busy two-core machine)."""
+    """The page's text once ``wanted`` holds for it (420 s at most: the run may queue behind
+    the sensors' runs, and a run worker's start-up is slow on a busy two-core machine)."""
     deadline = time.monotonic() + 420
     body = ""
     while time.monotonic() < deadline:
