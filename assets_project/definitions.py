@@ -42,6 +42,11 @@ from assets_project.defs.resources import (
     LakeResource,
     PostgresResource,
 )
+from assets_project.lib.memory import use_returning_memory_pool
+
+# Every process that loads the code location (run workers, step processes) frees what its
+# steps' Arrow buffers held once they end (assets_project/lib/memory.py).
+use_returning_memory_pool()
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     name="automation_condition_sensor",

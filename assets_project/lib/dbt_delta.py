@@ -28,6 +28,7 @@ from deltalake import DeltaTable
 
 from assets_project.lib.contracts import load_contract
 from assets_project.lib.lake import delta_dataset, raw_schema, storage_options
+from assets_project.lib.memory import use_returning_memory_pool
 from assets_project.lib.timetravel import parse_as_of, version_at
 
 _SOURCE_LOCK = threading.RLock()
@@ -105,6 +106,12 @@ def check_plain_names(source_config: SourceConfig) -> None:
 
 class Plugin(delta.Plugin):
     """dbt-duckdb's Delta plugin; a raw table not written yet reads as empty."""
+
+    def initialize(self, config: dict[str, Any]) -> None:
+        """The dbt process's Arrow scans of the lake allocate from a pool that gives freed
+        memory back (``assets_project/lib/memory.py``)."""
+        use_returning_memory_pool()
+        super().initialize(config)
 
     def load(self, source_config: SourceConfig) -> Any:
         """The Delta table at ``delta_table_path``, or an empty table of the contract's schema."""
