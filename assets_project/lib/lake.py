@@ -194,6 +194,15 @@ def lake_connection() -> Iterator[duckdb.DuckDBPyConnection]:
             pa.default_memory_pool().release_unused()
 
 
+#: delta-rs's (object_store's) switch to virtual-hosted bucket addressing.
+VIRTUAL_HOSTED_VARIABLE = "AWS_VIRTUAL_HOSTED_STYLE_REQUEST"
+
+
+def _truthy(text: str | None) -> bool:
+    """A boolean setting as object_store reads it (``true``, ``1``, ``yes``, ``on``, ``y``)."""
+    return (text or "").lower() in {"true", "1", "yes", "on", "y"}
+
+
 def arrow_filesystem(table_uri: str) -> pa_fs.FileSystem | None:
     """A native (C++) Arrow filesystem rooted at the Delta table ``table_uri``, or None for an
     object store other than S3.
@@ -207,7 +216,9 @@ def arrow_filesystem(table_uri: str) -> pa_fs.FileSystem | None:
 
     On S3, endpoint, region and credentials come from the environment (``AWS_ENDPOINT_URL``,
     ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, …, a profile or an instance role), as for delta-rs;
-    none passes through this code.
+    none passes through this code. Buckets are addressed as delta-rs addresses them: by path
+    with a custom endpoint, unless ``AWS_VIRTUAL_HOSTED_STYLE_REQUEST`` is true (providers
+    that accept virtual-hosted requests only).
     """
     parsed = urlparse(table_uri)
     if parsed.scheme in ("", "file"):
@@ -217,6 +228,7 @@ def arrow_filesystem(table_uri: str) -> pa_fs.FileSystem | None:
             region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
             endpoint_override=os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL"),
+            force_virtual_addressing=_truthy(os.environ.get(VIRTUAL_HOSTED_VARIABLE)),
         )
         return pa_fs.SubTreeFileSystem(f"{parsed.netloc}{unquote(parsed.path)}".rstrip("/"), s3)
     return None

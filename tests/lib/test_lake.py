@@ -9,12 +9,15 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pa_fs
 import pytest
 from deltalake import write_deltalake
 
 from assets_project.lib.lake import (
     LAKE_QUERY_MEMORY_LIMIT,
+    VIRTUAL_HOSTED_VARIABLE,
     LakeLayout,
+    arrow_filesystem,
     delta_table,
     lake_connection,
     register_delta,
@@ -97,3 +100,27 @@ def test_a_lake_query_memory_limit_duckdb_cannot_read_names_the_variable(
         lake_connection(),
     ):
         pass
+
+
+@pytest.mark.parametrize(
+    ("setting", "virtual"),
+    [(None, False), ("true", True), ("TRUE", True), ("1", True), ("y", True), ("false", False)],
+)
+def test_the_s3_reader_addresses_buckets_as_delta_rs_does(
+    setting: str | None, virtual: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By path with a custom endpoint, by virtual host when delta-rs's variable says so (as
+    object_store reads it): the checks read the same bucket the writers wrote."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    if setting is None:
+        monkeypatch.delenv(VIRTUAL_HOSTED_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(VIRTUAL_HOSTED_VARIABLE, setting)
+    filesystem = arrow_filesystem("s3://bucket/lake/raw/users")
+    assert isinstance(filesystem, pa_fs.SubTreeFileSystem)
+    assert filesystem.base_path == "bucket/lake/raw/users/"
+    (options,) = filesystem.base_fs.__reduce__()[1]
+    assert options["force_virtual_addressing"] is virtual
+    assert options["endpoint_override"] == "http://127.0.0.1:9"
+    assert options["region"] == "eu-west-1"
