@@ -173,9 +173,10 @@ def lake_connection() -> Iterator[duckdb.DuckDBPyConnection]:
     DuckDB, which reads view columns fine.
 
     Its memory is bounded (:data:`LAKE_QUERY_MEMORY_LIMIT`, spilling to a temporary folder
-    removed on exit), and the memory Arrow freed while reading is handed back to the OS on
-    exit: a run worker that checks a raw table and then waits for dbt (in-process executor)
-    would otherwise hold it beside dbt's.
+    removed on exit), and the memory Arrow freed while reading goes back to the OS (jemalloc's
+    decay, :mod:`assets_project.lib.memory`; ``release_unused`` on exit for a pool chosen
+    otherwise): a run worker that checks a raw table and then waits for dbt (in-process
+    executor) would otherwise hold it beside dbt's.
     """
     limit = os.environ.get(LAKE_QUERY_MEMORY_LIMIT) or DEFAULT_LAKE_QUERY_MEMORY_LIMIT
     with tempfile.TemporaryDirectory(prefix="lake-query-") as spill:
