@@ -8,7 +8,9 @@ code serves local disk and object storage.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -162,6 +164,44 @@ LAKE_QUERY_MEMORY_LIMIT = "LAKE_QUERY_MEMORY_LIMIT"
 DEFAULT_LAKE_QUERY_MEMORY_LIMIT = "1GB"
 
 
+#: Spill folders are named ``lake-query-<pid>-<random>`` in the system's temporary folder.
+SPILL_PREFIX = "lake-query-"
+#: A spill folder is swept once its process is gone and it was left untouched this long
+#: (a run's checks end within hours; a folder of another PID namespace sharing the temporary
+#: folder is not mistaken for an orphan while it is in use).
+SPILL_ORPHAN_SECONDS = 24 * 3600
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_orphaned_spill(root: Path | None = None) -> list[Path]:
+    """Remove the spill folders of lake queries whose process is gone (a run worker killed
+    mid-query leaves its folder: ``TemporaryDirectory`` cannot clean up after SIGKILL) and
+    that nothing touched for :data:`SPILL_ORPHAN_SECONDS`; returns the folders removed."""
+    root = Path(tempfile.gettempdir()) if root is None else root
+    removed = []
+    for folder in root.glob(f"{SPILL_PREFIX}*-*"):
+        pid = folder.name[len(SPILL_PREFIX) :].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or _process_exists(int(pid)):
+                continue
+            if time.time() - folder.stat().st_mtime < SPILL_ORPHAN_SECONDS:
+                continue
+        except OSError:  # removed meanwhile
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 @contextmanager
 def lake_connection() -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB connection for querying Delta tables registered as Arrow datasets,
@@ -173,13 +213,14 @@ def lake_connection() -> Iterator[duckdb.DuckDBPyConnection]:
     DuckDB, which reads view columns fine.
 
     Its memory is bounded (:data:`LAKE_QUERY_MEMORY_LIMIT`, spilling to a temporary folder
-    removed on exit), and the memory Arrow freed while reading goes back to the OS (jemalloc's
+    removed on exit; those a killed process left are swept, :func:`sweep_orphaned_spill`), and the memory Arrow freed while reading goes back to the OS (jemalloc's
     decay, :mod:`assets_project.lib.memory`; ``release_unused`` on exit for a pool chosen
     otherwise): a run worker that checks a raw table and then waits for dbt (in-process
     executor) would otherwise hold it beside dbt's.
     """
     limit = os.environ.get(LAKE_QUERY_MEMORY_LIMIT) or DEFAULT_LAKE_QUERY_MEMORY_LIMIT
-    with tempfile.TemporaryDirectory(prefix="lake-query-") as spill:
+    sweep_orphaned_spill()
+    with tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-") as spill:
         connection = duckdb.connect()
         try:
             connection.execute("SET TimeZone = 'UTC'")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 from datetime import date
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from deltalake import write_deltalake
 
 from assets_project.lib.lake import (
     LAKE_QUERY_MEMORY_LIMIT,
+    SPILL_ORPHAN_SECONDS,
+    SPILL_PREFIX,
     VIRTUAL_HOSTED_VARIABLE,
     LakeLayout,
     arrow_filesystem,
@@ -124,3 +130,44 @@ def test_the_s3_reader_addresses_buckets_as_delta_rs_does(
     assert options["force_virtual_addressing"] is virtual
     assert options["endpoint_override"] == "http://127.0.0.1:9"
     assert options["region"] == "eu-west-1"
+
+
+_KILLED_MID_QUERY = """
+import os, signal
+from assets_project.lib.lake import lake_connection
+print(os.getpid(), flush=True)
+with lake_connection() as connection:
+    connection.execute("SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS h FROM range(3000000) t(i) ORDER BY h)")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_spill_folder_of_a_killed_query_is_swept_once_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process killed inside ``lake_connection`` leaves its spill folder; the next lake
+    connection removes it once it is a day old, and never one whose process runs."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_QUERY],
+        env={**os.environ, "TMPDIR": str(tmp_path), LAKE_QUERY_MEMORY_LIMIT: "64MB"},
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    (left,) = tmp_path.glob(f"{SPILL_PREFIX}{int(child.stdout)}-*")
+    assert any(left.iterdir()), "the query spilled"
+    live = tmp_path / f"{SPILL_PREFIX}{os.getpid()}-kept"
+    live.mkdir()
+    day_ago = time.time() - SPILL_ORPHAN_SECONDS - 60
+    os.utime(live, (day_ago, day_ago))
+
+    with lake_connection():  # the killed process's folder is recent: kept
+        pass
+    assert left.exists() and live.exists()
+    os.utime(left, (day_ago, day_ago))
+    with lake_connection():
+        pass
+    assert not left.exists()
+    assert live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
