@@ -60,8 +60,9 @@ class RunTagExecutor(dg.Executor):
     def chosen(
         self,
         tags: Mapping[str, str] | None,
-        mode_configured: bool = True,
-        materializing_steps: int = 2,
+        *,
+        mode_configured: bool,
+        materializing_steps: int,
     ) -> dg.Executor:
         """The executor for a run with these tags, whose run config names an execution mode
         or not, and with this many steps that materialize assets."""

@@ -213,10 +213,11 @@ def lake_connection() -> Iterator[duckdb.DuckDBPyConnection]:
     DuckDB, which reads view columns fine.
 
     Its memory is bounded (:data:`LAKE_QUERY_MEMORY_LIMIT`, spilling to a temporary folder
-    removed on exit; those a killed process left are swept, :func:`sweep_orphaned_spill`), and the memory Arrow freed while reading goes back to the OS (jemalloc's
-    decay, :mod:`assets_project.lib.memory`; ``release_unused`` on exit for a pool chosen
-    otherwise): a run worker that checks a raw table and then waits for dbt (in-process
-    executor) would otherwise hold it beside dbt's.
+    removed on exit; one a killed process left is swept later, :func:`sweep_orphaned_spill`),
+    and the memory Arrow freed while reading goes back to the OS (jemalloc's decay,
+    :mod:`assets_project.lib.memory`; ``release_unused`` on exit for a pool chosen otherwise):
+    a run worker that checks a raw table and then waits for dbt (in-process executor) would
+    otherwise hold it beside dbt's.
     """
     limit = os.environ.get(LAKE_QUERY_MEMORY_LIMIT) or DEFAULT_LAKE_QUERY_MEMORY_LIMIT
     sweep_orphaned_spill()
