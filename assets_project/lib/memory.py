@@ -6,8 +6,8 @@ collects the calling thread's heap only. pyarrow's jemalloc pool hands freed pag
 OS within its decay time (about a second, by a background thread, idle or not). At 1e7 events
 (BENCHMARKS.md, round five): a run worker kept 927 MiB after the raw steps with mimalloc, 595
 MiB with jemalloc; the full load peaked at 3,700 MiB with jemalloc in the run worker and the
-dbt process, 3,938-3,970 MiB with mimalloc, and not slower in the same session. A decay of 0 (pages back at once) made
-the full refresh 20 % slower: not used.
+dbt process, 3,938-3,970 MiB with mimalloc, and it was not slower in the same session. A
+decay of 0 (pages back at once) made the full refresh 20 % slower: not used.
 """
 
 from __future__ import annotations

@@ -137,7 +137,9 @@ import os, signal
 from assets_project.lib.lake import lake_connection
 print(os.getpid(), flush=True)
 with lake_connection() as connection:
-    connection.execute("SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS h FROM range(3000000) t(i) ORDER BY h)")
+    connection.execute(
+        "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS h FROM range(3000000) t(i) ORDER BY h)"
+    )
     os.kill(os.getpid(), signal.SIGKILL)
 """
 
