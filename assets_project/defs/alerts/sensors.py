@@ -162,16 +162,19 @@ def _run_observation(
             link=settings.run_url(entry.run_id),
             timestamp=entry.timestamp,
         )
+    # None for a run failed from outside its worker (`instance.report_run_failed`): the run
+    # queue when the code server cannot start it, run monitoring, a cancellation.
     failure = event.job_failure_data
     error, step = None, None
-    if failure.first_step_failure_event is not None:
+    if failure is not None and failure.first_step_failure_event is not None:
         step = failure.first_step_failure_event.step_key
         step_error = failure.first_step_failure_event.step_failure_data.error
         error = _error_text(step_error) if step_error else None
-    if error is None and failure.error is not None:
+    if error is None and failure is not None and failure.error is not None:
         error = _error_text(failure.error)
     if error is None:
-        error = entry.message or (failure.failure_reason.value if failure.failure_reason else "")
+        reason = failure.failure_reason if failure is not None else None
+        error = entry.message or event.message or (reason.value if reason else "")
     subject = f"run of {job} failed" + (f" ({', '.join(assets)})" if assets else "")
     details = [f"Job: {job}"]
     if assets:

@@ -240,3 +240,29 @@ def test_a_backlog_is_read_in_order_over_several_ticks_without_a_gap(
         seen += [r.storage_id for r in found.records]
         after = found.after
     assert seen == [r.storage_id for r in everything.records]
+
+
+def test_a_run_failed_from_outside_its_worker_is_alerted_and_the_sensor_goes_on(
+    tmp_path: Path, instance: dg.DagsterInstance, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run queue fails a run its code server cannot start, and run monitoring one whose
+    worker died, with a failure event that carries no failure data (only a message): the
+    sensor alerts it with that message, and its next ticks (and later runs) go on."""
+    monkeypatch.setenv("ALERT_URLS", webhook.url())
+    monkeypatch.setenv("DAGSTER_UI_URL", UI)
+    data = tmp_path / "orders.json"
+    data.write_text("[1]")
+    job = _orders_job(data)
+    run = instance.create_run_for_job(job, run_config={})
+    instance.report_run_failed(run, message="Could not reach user code server.")
+    cursor, summary = _tick(instance, None)
+    assert "1 alert(s)" in summary
+    (text,) = _texts(webhook)
+    assert text.startswith("[lakehouse] ERROR: run of orders_job failed")
+    assert "Error: Could not reach user code server." in text
+    assert f"Run: {run.run_id}" in text
+
+    _run(job, instance)  # the file's next run succeeds: resolved
+    cursor, summary = _tick(instance, cursor)
+    assert "1 alert(s)" in summary
+    assert _texts(webhook)[1].startswith("[lakehouse] RESOLVED: run of orders_job failed")
