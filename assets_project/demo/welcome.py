@@ -7,10 +7,11 @@ waits until ``<url>/server_info`` answers (or the process exits), then writes th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import urllib.request
+
+from assets_project.lib.processes import process_exists
 
 _POLL_SECONDS = 1.0
 _DEADLINE_SECONDS = 600.0
@@ -37,15 +38,7 @@ def message(url: str, data_dir: str) -> str:
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid is None or process_exists(pid)
 
 
 def wait_until_up(url: str, pid: int | None, deadline_seconds: float = _DEADLINE_SECONDS) -> bool:

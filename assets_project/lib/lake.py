@@ -26,6 +26,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from assets_project.lib.contracts import Contract
+from assets_project.lib.processes import process_exists
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,16 +173,6 @@ SPILL_PREFIX = "lake-query-"
 SPILL_ORPHAN_SECONDS = 24 * 3600
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def sweep_orphaned_spill(root: Path | None = None) -> list[Path]:
     """Remove the spill folders of lake queries whose process is gone (a run worker killed
     mid-query leaves its folder: ``TemporaryDirectory`` cannot clean up after SIGKILL) and
@@ -191,7 +182,7 @@ def sweep_orphaned_spill(root: Path | None = None) -> list[Path]:
     for folder in root.glob(f"{SPILL_PREFIX}*-*"):
         pid = folder.name[len(SPILL_PREFIX) :].split("-", 1)[0]
         try:
-            if not pid.isdigit() or _process_exists(int(pid)):
+            if not pid.isdigit() or process_exists(int(pid)):
                 continue
             if time.time() - folder.stat().st_mtime < SPILL_ORPHAN_SECONDS:
                 continue
