@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             args.work.resolve(),
             args.profile_to,
             args.large_repeat,
+            raw,
         )
         _emit(out, report)
         if args.write:

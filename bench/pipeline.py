@@ -190,7 +190,24 @@ def _worker_ours(data: Path, profile: Path | None) -> dict[str, Any]:
         for s in instance.get_run_step_stats(result.run_id)
         if s.end_time and s.start_time
     }
-    return {"seconds": seconds, "success": result.success, "steps": steps}
+    return {
+        "seconds": seconds,
+        "success": result.success,
+        "steps": steps,
+        "dbt_nodes": _dbt_node_seconds(result.run_id),
+    }
+
+
+def _dbt_node_seconds(run_id: str) -> dict[str, float]:
+    """Each dbt node's execution time in a run's dbt build, from dbt's ``run_results.json``.
+
+    dagster-dbt gives every invocation a target folder named ``<op>-<run id[:7]>-<uuid[:7]>``.
+    """
+    found: dict[str, float] = {}
+    for results in (DBT_DIR / "target").glob(f"*-{run_id[:7]}-*/run_results.json"):
+        for node in json.loads(results.read_text())["results"]:
+            found[node["unique_id"]] = round(node["execution_time"], 3)
+    return found
 
 
 def _worker_baseline(implementation: str, landing: Path, out: Path) -> dict[str, Any]:
@@ -470,9 +487,19 @@ def run_dbt(work: Path, state: Path, events: int, repeat: int) -> list[Measureme
 def run_incremental(
     work: Path, pristine: Path, state: Path, events: int, repeat: int, seed: int
 ) -> list[Measurement]:
-    """1 % new and late events after a full load, versus a full refresh of the same files."""
+    """1 % new and late events after a full load, versus a full refresh of the same files.
+
+    A third run after the same full load with nothing new measures what every run costs
+    whatever it brings (run start, dbt's start, the tests and checks on whole tables): the
+    floor under any incremental run.
+    """
     delta = work / "delta" / DELTA_FILE
     added = write_delta_events(delta, events, seed + 1)
+
+    def unchanged_args(i: int) -> tuple[list[str], dict[str, str] | None]:
+        run_dir = _fresh(work / "run")
+        shutil.copytree(state / "data", run_dir / "data")
+        return ["ours", str(run_dir / "data")], None
 
     def incremental_args(i: int) -> tuple[list[str], dict[str, str] | None]:
         run_dir = _fresh(work / "run")
@@ -486,6 +513,13 @@ def run_incremental(
         os.link(delta, run_dir / "data" / "landing" / "user_events" / DELTA_FILE)
         return ["ours", str(run_dir / "data")], None
 
+    unchanged = _measure(
+        Measurement("incremental", "ours, run with nothing new", events), repeat, unchanged_args
+    )
+    before = _fresh(work / "state-marts")
+    export_marts(state / "data" / "warehouse.duckdb", before)
+    _check_same_marts(work / "run" / "data" / "warehouse.duckdb", before, "a run with nothing new")
+    unchanged.notes.append("no new file; the marts are unchanged")
     incremental = _measure(
         Measurement("incremental", "ours, incremental run", events), repeat, incremental_args
     )
@@ -498,7 +532,7 @@ def run_incremental(
     _check_same_marts(result / "data" / "warehouse.duckdb", reference, "the incremental run")
     note = f"{added:,} events added (half new, half 2-9 days late); same marts as the full refresh"
     incremental.notes.append(note)
-    return [incremental, full]
+    return [unchanged, incremental, full]
 
 
 def run_startup(repeat: int) -> list[tuple[str, list[float]]]:
@@ -556,9 +590,9 @@ def format_end_to_end(measurements: Sequence[Measurement]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_steps(measurements: Sequence[Measurement]) -> str:
+def format_steps(measurements: Sequence[Measurement], implementation: str = "ours") -> str:
     """Where ours spends its time: the run's steps (median over the runs)."""
-    ours = [m for m in measurements if m.implementation == "ours"]
+    ours = [m for m in measurements if m.implementation == implementation]
     if not ours:
         return ""
     keys = sorted({k for m in ours for r in m.runs for k in r.report.get("steps", {})})
@@ -570,6 +604,36 @@ def format_steps(measurements: Sequence[Measurement]) -> str:
             values = [r.report["steps"][key] for r in m.runs if key in r.report.get("steps", {})]
             cells.append(f"{statistics.median(values):.2f}" if values else "-")
         lines.append(f"| {key} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+def format_dbt_nodes(measurements: Sequence[Measurement], top: int = 8) -> str:
+    """The dbt build of each measurement's first run: models one by one, tests summed."""
+    runs = [(m.implementation, m.runs[0].report.get("dbt_nodes", {})) for m in measurements]
+    runs = [(name, nodes) for name, nodes in runs if nodes]
+    if not runs:
+        return ""
+
+    def cells(pick: Callable[[dict[str, float]], float]) -> str:
+        return " | ".join(f"{pick(nodes):.2f}" for _, nodes in runs)
+
+    def node(key: str) -> Callable[[dict[str, float]], float]:
+        return lambda nodes: nodes.get(key, 0.0)
+
+    first = runs[0][1]
+    tests = sorted((k for k in first if k.startswith("test.")), key=lambda k: -first[k])
+    models = sorted((k for k in first if k not in tests), key=lambda k: -first[k])
+    lines = [
+        f"| dbt node (s) | {' | '.join(name for name, _ in runs)} |",
+        "| --- |" + " ---: |" * len(runs),
+    ]
+    for key in models:
+        lines.append(f"| {key.split('.')[-1]} | {cells(node(key))} |")
+    total_tests = cells(lambda n: sum(v for k, v in n.items() if k.startswith("test.")))
+    lines.append(f"| {len(tests)} tests, together | {total_tests} |")
+    for key in tests[:top]:
+        lines.append(f"| test {key.split('.')[2]} | {cells(node(key))} |")
+    lines.append(f"| all nodes, together | {cells(lambda n: sum(n.values()))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -624,14 +688,16 @@ def run(
     work: Path,
     profile: Path | None = None,
     large_repeat: int = 1,
+    raw: list[dict[str, Any]] | None = None,
 ) -> str:
     """Run the cases at every size; return the Markdown report (tables and notes).
 
-    Sizes from ``LARGE_SIZE`` up run ``large_repeat`` times instead of ``repeat``.
+    Sizes from ``LARGE_SIZE`` up run ``large_repeat`` times instead of ``repeat``. Each
+    measurement's runs (times, peaks, the workers' reports) are appended to ``raw``.
     """
     work.mkdir(parents=True, exist_ok=True)
     with prepared_manifest(work / "run" / "data"):
-        return _run(sizes, cases, repeat, seed, work, profile, large_repeat)
+        return _run(sizes, cases, repeat, seed, work, profile, large_repeat, raw)
 
 
 def _run(
@@ -642,6 +708,7 @@ def _run(
     work: Path,
     profile: Path | None,
     large_repeat: int,
+    raw: list[dict[str, Any]] | None,
 ) -> str:
     def runs(events: int) -> int:
         return repeat if events < LARGE_SIZE else large_repeat
@@ -697,10 +764,17 @@ def _run(
         parts += [
             "### Incremental run versus full refresh",
             format_simple(incremental, "ours, full refresh"),
+            "Where the incremental run spends its time: the run's steps (median s) and the dbt "
+            "build's nodes (first run of each, dbt's own timing; 2 threads run them):",
+            "",
+            format_steps(incremental, "ours, incremental run"),
+            format_dbt_nodes(incremental),
         ]
     if "startup" in cases:
         log.info("start-up ...")
         parts += ["### Start-up", format_startup(run_startup(max(repeat, 5)))]
+    if raw is not None:
+        raw += [m.as_dict() for m in (*e2e, *dbt, *incremental)]
     return "\n".join(parts)
 
 

@@ -3,20 +3,22 @@
         materialized='incremental',
         unique_key=['window_start', 'event_type'],
         incremental_strategy='delete+insert',
-        on_schema_change='fail'
+        on_schema_change='fail',
+        pre_hook=["{{ delete_replaced_event_groups('window_start', per_user=false) }}"]
     )
 }}
 
 -- Tumbling one-minute windows of event time, per event_type, over the deduplicated
 -- events (a replayed or duplicated event_id counts once).
 --
--- Incremental runs recompute only the windows that newly ingested events fall into:
--- events whose _extracted_at is past what this table has seen (minus
--- events_lookback_days, for ingestion commits that finished out of order). A window is
--- recomputed from every event it holds, so a late event corrects its window. Windows
--- that start more than events_window_grace_minutes before the newest window are
--- closed: a later event for them is left to the next full refresh
--- (agg_events_full_refresh_job, daily), and counted until then by the WARN test
+-- Incremental runs recompute only the windows that changed since the last build: those
+-- of the events staged after it (_staged_at past the newest last_staged_at here), and
+-- every window of a day that a version these events replaced was on (_replaced_keys;
+-- the pre-hook deletes those days' windows first, since a corrected event may leave
+-- its old window empty). A window is recomputed from every event it holds, so a late
+-- event corrects its window. Windows that start more than events_window_grace_minutes
+-- before the newest window are closed: a later event for them is left to the next full
+-- refresh (agg_events_full_refresh_job, daily), and counted until then by the WARN test
 -- assert_agg_events_per_minute_counts_every_event.
 with events as not materialized (
 
@@ -25,38 +27,62 @@ with events as not materialized (
         event_type,
         user_id,
         amount,
+        event_date,
         _extracted_at,
+        _staged_at,
+        _replaced_keys,
         date_trunc('minute', event_timestamp) as window_start
     from {{ ref('stg_user_events') }}
 
 ),
 
 {% if is_incremental() %}
-loaded as (
+staged as (
 
     select
-        max(last_extracted_at) as loaded_until,
-        max(window_start)      as newest_window
+        window_start,
+        event_type,
+        _replaced_keys
+    from events
+    where {{ staged_since_last_build('_staged_at') }}
+
+),
+
+replaced_days as (
+
+    select distinct replaced.replaced_key.event_date as event_date
+    from (select unnest(_replaced_keys) as replaced_key from staged) as replaced
+
+),
+
+loaded as (
+
+    select max(window_start) as newest_window
     from {{ this }}
 
 ),
 
 touched as (
 
-    select distinct
+    -- The windows of newly staged events that are still open to late events.
+    select
+        staged.window_start,
+        staged.event_type
+    from staged
+    cross join loaded
+    where staged.window_start >= coalesce(
+        loaded.newest_window
+        - interval ({{ var('events_window_grace_minutes') | int }}) minute,
+        timestamp '-infinity'
+    )
+    union
+    -- Every window of a day a replaced version was on (the pre-hook deleted them).
+    select
         events.window_start,
         events.event_type
     from events
-    cross join loaded
-    where events._extracted_at > coalesce(
-        loaded.loaded_until - interval ({{ var('events_lookback_days') | int }}) day,
-        timestamp '1970-01-01'
-    )
-    and events.window_start >= coalesce(
-        loaded.newest_window
-        - interval ({{ var('events_window_grace_minutes') | int }}) minute,
-        timestamp '1970-01-01'
-    )
+    inner join replaced_days
+        on events.event_date = replaced_days.event_date
 
 ),
 {% endif %}
@@ -70,7 +96,8 @@ windows as (
         count(*)                                        as event_count,
         count(distinct events.user_id)                  as distinct_users,
         coalesce(sum(events.amount), 0)::decimal(18, 2) as amount_total,
-        max(events._extracted_at)                       as last_extracted_at
+        max(events._extracted_at)                       as last_extracted_at,
+        max(events._staged_at)                          as last_staged_at
     from events
     {% if is_incremental() %}
     inner join touched

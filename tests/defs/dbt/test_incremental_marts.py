@@ -406,3 +406,88 @@ def test_a_mart_first_built_empty_takes_the_rows_of_later_builds(lake: LakeResou
     )
     _build(lake, instance)
     assert [(row[0], row[1], row[2]) for row in _mart(lake)] == [(1, date(2026, 3, 10), 1)]
+
+
+AGG = "agg_events_per_minute"
+AGG_SELECTION = ["raw/user_events", "stg_user_events", AGG]
+#: The windows a full refresh gives, computed from stg_user_events independently of the model.
+AGG_FROM_STAGING = """
+    select
+        date_trunc('minute', event_timestamp) as window_start,
+        event_type,
+        count(*)                              as event_count,
+        count(distinct user_id)               as distinct_users,
+        coalesce(sum(amount), 0)::decimal(18, 2) as amount_total
+    from main.stg_user_events
+    group by all
+    order by window_start, event_type
+"""
+
+
+def _agg(lake: LakeResource) -> list[tuple[object, ...]]:
+    with duckdb.connect(lake.warehouse_path, read_only=True) as connection:
+        return connection.sql(
+            f"select window_start, event_type, event_count, distinct_users, amount_total "
+            f"from main.{AGG} order by window_start, event_type"
+        ).fetchall()
+
+
+def _agg_from_staging(lake: LakeResource) -> list[tuple[object, ...]]:
+    with duckdb.connect(lake.warehouse_path, read_only=True) as connection:
+        return connection.sql(AGG_FROM_STAGING).fetchall()
+
+
+def test_incremental_agg_events_per_minute_equals_a_full_refresh(lake: LakeResource) -> None:
+    """New, late and corrected events, a copy, a batch committed out of order and a build with
+    nothing new: after each incremental build the windows are those of a full refresh.
+
+    A corrected event that moves to another window (or type) leaves its old window with one
+    event less, or none: that window is recomputed or deleted, not kept with a stale count.
+    """
+    lake_dir = Path(lake.data_dir)
+    instance = dg.DagsterInstance.ephemeral()
+    _land(
+        lake_dir,
+        "user_events",
+        "events_1.jsonl",
+        _events(
+            ("e1", 1, "click", "2026-03-10T08:00:00Z"),
+            ("e2", 1, "purchase", "2026-03-10T08:00:30Z"),
+            ("e3", 2, "purchase", "2026-03-10T08:00:40Z"),
+            ("e4", 2, "page_view", "2026-03-11T10:00:00Z"),  # alone in its window
+            ("e5", 3, "click", "2026-03-12T11:00:00Z"),
+        ),
+    )
+    _build(lake, instance, AGG_SELECTION)
+    assert _agg(lake) == _agg_from_staging(lake)
+    assert len(_agg(lake)) == 4
+
+    _land(
+        lake_dir,
+        "user_events",
+        "events_2.jsonl",
+        _events(
+            ("e6", 3, "click", "2026-03-13T12:00:00Z"),  # new
+            ("e7", 1, "click", "2026-03-10T08:00:10Z"),  # late, into an open window
+            ("e4", 2, "click", "2026-03-13T12:00:05Z"),  # corrected: its old window empties
+            ("e3", 2, "purchase", "2026-03-12T09:00:00Z"),  # corrected: leaves (08:00, purchase)
+            ("e5", 3, "click", "2026-03-12T11:00:00Z"),  # a copy, ingested later
+        ),
+    )
+    _build(lake, instance, AGG_SELECTION)
+    windows = _agg(lake)
+    assert windows == _agg_from_staging(lake)
+    assert (datetime(2026, 3, 11, 10, 0), "page_view") not in {(w[0], w[1]) for w in windows}
+
+    # A batch whose commit finished after later batches were staged, ingested (by its
+    # _extracted_at) long before them, beyond events_lookback_days: counted once.
+    _append_out_of_order(lake, "e8", user_id=1, at=datetime(2026, 3, 12, 11, 0, 20))
+    _build(lake, instance, AGG_SELECTION)
+    assert _agg(lake) == _agg_from_staging(lake)
+
+    again = _agg(lake)
+    _build(lake, instance, AGG_SELECTION)
+    assert _agg(lake) == again
+
+    _build(lake, instance, [AGG], full_refresh=True)
+    assert _agg(lake) == again
