@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -12,6 +13,7 @@ from assets_project.defs.dbt.translator import ShopDbtTranslator
 from assets_project.defs.metadata import metadata_int, table_metadata
 from assets_project.defs.resources import LakeResource
 from assets_project.defs.sources import WAREHOUSE_POOL
+from assets_project.lib.dbt_artifacts import prune_invocation_folders, target_root
 from assets_project.lib.warehouse import TableFacts, table_facts
 
 #: The WARN check (a dbt singular test) that counts the events agg_events_per_minute leaves
@@ -80,6 +82,9 @@ def shop_dbt_models(
     lake: LakeResource,
 ) -> Iterator[Any]:
     """Build the selected dbt models and run their tests against the DuckDB warehouse."""
+    pruned = prune_invocation_folders(target_root(Path(dbt.project_dir)))
+    if pruned:
+        context.log.debug(f"removed {len(pruned)} target folders of earlier dbt invocations")
     with lake.dbt_environment():
         invocation = dbt.cli(config.dbt_args(), context=context)
     # Row counts and column types are read once dbt has released the warehouse file: DuckDB

@@ -50,7 +50,7 @@ staged as (
 
 replaced_days as (
 
-    select distinct replaced.replaced_key.event_date as event_date
+    select distinct replaced.replaced_key.event_date
     from (select unnest(_replaced_keys) as replaced_key from staged) as replaced
 
 ),
@@ -70,11 +70,12 @@ touched as (
         staged.event_type
     from staged
     cross join loaded
-    where staged.window_start >= coalesce(
-        loaded.newest_window
-        - interval ({{ var('events_window_grace_minutes') | int }}) minute,
-        timestamp '-infinity'
-    )
+    where
+        staged.window_start >= coalesce(
+            loaded.newest_window
+            - interval ({{ var('events_window_grace_minutes') | int }}) minute,
+            timestamp '-infinity'
+        )
     union
     -- Every window of a day a replaced version was on (the pre-hook deleted them).
     select
