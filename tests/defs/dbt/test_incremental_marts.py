@@ -86,6 +86,11 @@ def _events(*events: tuple[str, int, str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _land_events(lake_dir: Path, name: str, *events: tuple[str, int, str, str]) -> None:
+    """Drop ``events`` (see ``_events``) as the JSON-lines file ``name``."""
+    _land(lake_dir, "user_events", name, _events(*events))
+
+
 def _build(
     lake: LakeResource,
     instance: dg.DagsterInstance,
@@ -154,18 +159,15 @@ def test_an_incremental_build_equals_a_full_refresh(lake: LakeResource) -> None:
     lake_dir = Path(lake.data_dir)
     instance = dg.DagsterInstance.ephemeral()
     _land(lake_dir, "users", "users_1.csv", THREE_USERS)
-    _land(
+    _land_events(
         lake_dir,
-        "user_events",
         "events_1.jsonl",
-        _events(
-            ("e1", 1, "click", "2026-03-10T08:00:00Z"),
-            ("e2", 1, "purchase", "2026-03-10T09:00:00Z"),
-            ("e3", 1, "click", "2026-03-11T08:00:00Z"),
-            ("e4", 2, "click", "2026-03-10T10:00:00Z"),
-            ("e5", 2, "page_view", "2026-03-12T10:00:00Z"),  # alone in (2, 03-12)
-            ("e6", 3, "click", "2026-03-12T11:00:00Z"),
-        ),
+        ("e1", 1, "click", "2026-03-10T08:00:00Z"),
+        ("e2", 1, "purchase", "2026-03-10T09:00:00Z"),
+        ("e3", 1, "click", "2026-03-11T08:00:00Z"),
+        ("e4", 2, "click", "2026-03-10T10:00:00Z"),
+        ("e5", 2, "page_view", "2026-03-12T10:00:00Z"),  # alone in (2, 03-12)
+        ("e6", 3, "click", "2026-03-12T11:00:00Z"),
     )
     _build(lake, instance)
     first = _mart(lake)
@@ -180,17 +182,14 @@ def test_an_incremental_build_equals_a_full_refresh(lake: LakeResource) -> None:
         "users_2.csv",
         f"{USERS_HEADER}\n2,b@example.com,2026-01-02,enterprise,europe,2026-03-01T00:00:00\n",
     )
-    _land(
+    _land_events(
         lake_dir,
-        "user_events",
         "events_2.jsonl",
-        _events(
-            ("e7", 3, "purchase", "2026-03-13T12:00:00Z"),  # new day of user 3
-            ("e8", 1, "purchase", "2026-03-01T12:00:00Z"),  # late: a day long gone
-            ("e5", 3, "click", "2026-03-13T13:00:00Z"),  # corrected: (2, 03-12) is left empty
-            ("e2", 1, "purchase", "2026-03-11T09:00:00Z"),  # corrected: (1, 03-10) keeps e1
-            ("e6", 3, "click", "2026-03-12T11:00:00Z"),  # a copy, ingested later: the newest
-        ),
+        ("e7", 3, "purchase", "2026-03-13T12:00:00Z"),  # new day of user 3
+        ("e8", 1, "purchase", "2026-03-01T12:00:00Z"),  # late: a day long gone
+        ("e5", 3, "click", "2026-03-13T13:00:00Z"),  # corrected: (2, 03-12) is left empty
+        ("e2", 1, "purchase", "2026-03-11T09:00:00Z"),  # corrected: (1, 03-10) keeps e1
+        ("e6", 3, "click", "2026-03-12T11:00:00Z"),  # a copy, ingested later: the newest
     )
     _build(lake, instance)
     rewritten = {(row[0], row[1]) for row in _mart(lake) if row[3] < MARK}
@@ -446,33 +445,27 @@ def test_incremental_agg_events_per_minute_equals_a_full_refresh(lake: LakeResou
     """
     lake_dir = Path(lake.data_dir)
     instance = dg.DagsterInstance.ephemeral()
-    _land(
+    _land_events(
         lake_dir,
-        "user_events",
         "events_1.jsonl",
-        _events(
-            ("e1", 1, "click", "2026-03-10T08:00:00Z"),
-            ("e2", 1, "purchase", "2026-03-10T08:00:30Z"),
-            ("e3", 2, "purchase", "2026-03-10T08:00:40Z"),
-            ("e4", 2, "page_view", "2026-03-11T10:00:00Z"),  # alone in its window
-            ("e5", 3, "click", "2026-03-12T11:00:00Z"),
-        ),
+        ("e1", 1, "click", "2026-03-10T08:00:00Z"),
+        ("e2", 1, "purchase", "2026-03-10T08:00:30Z"),
+        ("e3", 2, "purchase", "2026-03-10T08:00:40Z"),
+        ("e4", 2, "page_view", "2026-03-11T10:00:00Z"),  # alone in its window
+        ("e5", 3, "click", "2026-03-12T11:00:00Z"),
     )
     _build(lake, instance, AGG_SELECTION)
     assert _agg(lake) == _agg_from_staging(lake)
     assert len(_agg(lake)) == 4
 
-    _land(
+    _land_events(
         lake_dir,
-        "user_events",
         "events_2.jsonl",
-        _events(
-            ("e6", 3, "click", "2026-03-13T12:00:00Z"),  # new
-            ("e7", 1, "click", "2026-03-10T08:00:10Z"),  # late, into an open window
-            ("e4", 2, "click", "2026-03-13T12:00:05Z"),  # corrected: its old window empties
-            ("e3", 2, "purchase", "2026-03-12T09:00:00Z"),  # corrected: leaves (08:00, purchase)
-            ("e5", 3, "click", "2026-03-12T11:00:00Z"),  # a copy, ingested later
-        ),
+        ("e6", 3, "click", "2026-03-13T12:00:00Z"),  # new
+        ("e7", 1, "click", "2026-03-10T08:00:10Z"),  # late, into an open window
+        ("e4", 2, "click", "2026-03-13T12:00:05Z"),  # corrected: its old window empties
+        ("e3", 2, "purchase", "2026-03-12T09:00:00Z"),  # corrected: leaves (08:00, purchase)
+        ("e5", 3, "click", "2026-03-12T11:00:00Z"),  # a copy, ingested later
     )
     _build(lake, instance, AGG_SELECTION)
     windows = _agg(lake)
