@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,15 @@ def shop_dbt_models(
     pruned = prune_invocation_folders(target_root(Path(dbt.project_dir)))
     if pruned:
         context.log.debug(f"removed {len(pruned)} target folders of earlier dbt invocations")
+    changed = [] if config.full_refresh else _changed_incremental_models(context, lake)
+    if changed:
+        context.log.warning(
+            f"Rebuilding {', '.join(changed)} from all their input first: the warehouse table's "
+            "columns are not the model's (an upgrade changed them), which an incremental run "
+            "cannot take."
+        )
+        with lake.dbt_environment():
+            dbt.cli(["run", "--full-refresh", "--select", *changed]).wait()
     with lake.dbt_environment():
         invocation = dbt.cli(config.dbt_args(), context=context)
     # Row counts and column types are read once dbt has released the warehouse file: DuckDB
@@ -104,6 +114,38 @@ def shop_dbt_models(
         if late is not None and _is_output_of(context, event, LATE_EVENTS_CHECK.asset_key):
             event = event.with_metadata({**event.metadata, "late_events_ignored": late})
         yield event
+
+
+@cache
+def _incremental_model_columns() -> dict[str, frozenset[str]]:
+    """Each incremental dbt model's declared columns (every one declares all of its own)."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    return {
+        node["name"]: frozenset(name.lower() for name in node["columns"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and node["config"].get("materialized") == "incremental"
+        and node["columns"]
+    }
+
+
+def _changed_incremental_models(context: dg.AssetExecutionContext, lake: LakeResource) -> list[str]:
+    """The selected incremental models whose warehouse table has other columns than the model.
+
+    dbt fails such a model (``on_schema_change='fail'``) until it is rebuilt with
+    ``--full-refresh``; a table that does not exist yet is built whole anyway.
+    """
+    declared = {
+        name: columns
+        for name, columns in _incremental_model_columns().items()
+        if dg.AssetKey([name]) in context.selected_asset_keys
+    }
+    existing = table_facts(lake.layout.warehouse_path, set(declared))
+    return sorted(
+        name
+        for name, facts in existing.items()
+        if frozenset(column.lower() for column, _ in facts.columns) != declared[name]
+    )
 
 
 def _is_output_of(context: dg.AssetExecutionContext, event: Any, key: dg.AssetKey) -> bool:
