@@ -4,22 +4,23 @@
         unique_key=['window_start', 'event_type'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        pre_hook=["{{ delete_replaced_event_groups('window_start', per_user=false) }}"]
+        pre_hook=["{{ delete_emptied_event_windows() }}"]
     )
 }}
 
 -- Tumbling one-minute windows of event time, per event_type, over the deduplicated
 -- events (a replayed or duplicated event_id counts once).
 --
--- Incremental runs recompute only the windows that changed since the last build: those
--- of the events staged after it (_staged_at past the newest last_staged_at here), and
--- every window of a day that a version these events replaced was on (_replaced_keys;
--- the pre-hook deletes those days' windows first, since a corrected event may leave
--- its old window empty). A window is recomputed from every event it holds, so a late
--- event corrects its window. Windows that start more than events_window_grace_minutes
--- before the newest window are closed: a later event for them is left to the next full
--- refresh (agg_events_full_refresh_job, daily), and counted until then by the WARN test
--- assert_agg_events_per_minute_counts_every_event.
+-- Incremental runs recompute only the open windows that changed since the last build:
+-- those of the events staged after it (_staged_at past the newest last_staged_at
+-- here), and every window of a day that a version these events replaced was on
+-- (_replaced_keys; the pre-hook deletes those that no event is in any more). A window
+-- is recomputed from every event it holds, so a late or corrected event corrects it.
+-- Windows that start more than events_window_grace_minutes before the newest window
+-- are closed: a later change to them is left to the next full refresh
+-- (agg_events_full_refresh_job, daily), and counted until then by the WARN test
+-- assert_agg_events_per_minute_counts_every_event. A replay that stages the same
+-- events again changes no window. Helpers: macros/event_windows.sql.
 with events as not materialized (
 
     select
@@ -30,7 +31,6 @@ with events as not materialized (
         event_date,
         _extracted_at,
         _staged_at,
-        _replaced_keys,
         date_trunc('minute', event_timestamp) as window_start
     from {{ ref('stg_user_events') }}
 
@@ -41,49 +41,29 @@ staged as (
 
     select
         window_start,
-        event_type,
-        _replaced_keys
+        event_type
     from events
     where {{ staged_since_last_build('_staged_at') }}
 
 ),
 
-replaced_days as (
-
-    select distinct replaced.replaced_key.event_date
-    from (select unnest(_replaced_keys) as replaced_key from staged) as replaced
-
-),
-
-loaded as (
-
-    select max(window_start) as newest_window
-    from {{ this }}
-
-),
-
 touched as (
 
-    -- The windows of newly staged events that are still open to late events.
+    -- The open windows of newly staged events, and of every day a replaced version
+    -- was on.
     select
         staged.window_start,
         staged.event_type
     from staged
-    cross join loaded
-    where
-        staged.window_start >= coalesce(
-            loaded.newest_window
-            - interval ({{ var('events_window_grace_minutes') | int }}) minute,
-            timestamp '-infinity'
-        )
+    where staged.window_start >= {{ open_windows_start() }}
     union
-    -- Every window of a day a replaced version was on (the pre-hook deleted them).
     select
         events.window_start,
         events.event_type
     from events
-    inner join replaced_days
-        on events.event_date = replaced_days.event_date
+    where
+        events.event_date in ({{ replaced_event_days() }})
+        and events.window_start >= {{ open_windows_start() }}
 
 ),
 {% endif %}
