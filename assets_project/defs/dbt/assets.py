@@ -41,12 +41,16 @@ class DbtBuildConfig(dg.Config):
     def dbt_args(self) -> list[str]:
         """``dbt build`` with the options this config asks for."""
         args = ["build", "--full-refresh"] if self.full_refresh else ["build"]
+        return [*args, *self.pin_args()]
+
+    def pin_args(self) -> list[str]:
+        """The raw tables' pins as dbt vars (none: the newest state)."""
         pins: dict[str, object] = {}
         if self.raw_as_of:
             pins["raw_as_of"] = self.raw_as_of
         if self.raw_versions:
             pins["raw_versions"] = dict(self.raw_versions)
-        return [*args, "--vars", json.dumps(pins)] if pins else args
+        return ["--vars", json.dumps(pins)] if pins else []
 
 
 def _with_facts(context: dg.AssetExecutionContext, event: Any, facts: dict[str, TableFacts]) -> Any:
@@ -94,7 +98,7 @@ def shop_dbt_models(
             "cannot take."
         )
         with lake.dbt_environment():
-            dbt.cli(["run", "--full-refresh", "--select", *changed]).wait()
+            dbt.cli(["run", "--full-refresh", *config.pin_args(), "--select", *changed]).wait()
     with lake.dbt_environment():
         invocation = dbt.cli(config.dbt_args(), context=context)
     # Row counts and column types are read once dbt has released the warehouse file: DuckDB
