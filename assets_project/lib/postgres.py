@@ -48,9 +48,9 @@ from assets_project.lib.batches import (
 )
 from assets_project.lib.contracts import Contract
 from assets_project.lib.deadletter import RejectSpool, sorted_reasons
+from assets_project.lib.delta_files import TableFiles, merge_newest, remove_where
 from assets_project.lib.failpoints import failpoint
 from assets_project.lib.lake import (
-    PARTITION_COLUMN,
     LakeLayout,
     delta_table,
     ensure_source_tables,
@@ -83,8 +83,6 @@ _PERMANENT_CONNECT_MESSAGES = (
     "invalid sslmode",
     "permission denied",
 )
-STREAMED_MERGE_ROWS = 200_000
-"""Above this many source rows a merge streams its source instead of holding it in memory."""
 CONFLICT_ATTEMPTS = 4
 """Extractions tried while their commits lose races to concurrent writers of the table."""
 
@@ -447,7 +445,6 @@ def _extract_once(
                 watermark,
                 mode,
                 rewind_to is not None,
-                expected > STREAMED_MERGE_ROWS,
             )
         if result.rows_in != expected:
             raise RuntimeError(
@@ -475,7 +472,6 @@ def _write(
     watermark: datetime,
     mode: Mode,
     rewind: bool,
-    streamed: bool,
 ) -> None:
     columns = tuple(c.name for c in contract.columns)
     opened = open_csv_stream(io.BufferedReader(stream, buffer_size=1 << 20), columns, name=app_id)
@@ -494,44 +490,44 @@ def _write(
             unique=not result.deduplicated,
         )
         reader = newest.reader()
-        raw = delta_table(layout.raw_uri(contract.name))
         metadata = {"batch_id": batch_id, "mode": mode}
-        with source_error_as_itself(stream):
-            if mode == "full":
-                write_deltalake(
-                    raw,
-                    reader,
-                    mode="overwrite",
-                    predicate=f"_source = '{app_id}'",
-                    partition_by=[PARTITION_COLUMN],
-                    commit_properties=_commit(app_id, watermark, **metadata),
-                )
-                result.rows_written = newest.rows_out
-            else:
-                # A rewind rewrites rows of the same version too; a normal run only newer ones.
-                update = "s.{0} >= t.{0}" if rewind else "s.{0} > t.{0}"
-                stats = (
-                    raw.merge(
+        raw = delta_table(layout.raw_uri(contract.name))
+        stored = raw.transaction_version(app_id)
+
+        def latest() -> None:
+            """Move to the table's newest version; another extraction must not have committed."""
+            raw.update_incremental()
+            if raw.transaction_version(app_id) != stored:
+                raise CommitFailedError(f"{app_id}: another extraction committed meanwhile")
+
+        files = TableFiles(raw)
+        try:
+            with source_error_as_itself(stream):
+                if mode == "full":
+                    for batch in reader:
+                        files.write(batch)
+                    latest()
+                    remove_where(files, "_source", app_id)
+                    result.rows_written = newest.rows_out
+                else:
+                    merged = merge_newest(
+                        files,
                         reader,
-                        predicate=_merge_predicate(contract),
-                        source_alias="s",
-                        target_alias="t",
-                        # A small source is held in memory, and its key range prunes the
-                        # target files the merge reads; a large one is streamed.
-                        streamed_exec=streamed,
-                        commit_properties=_commit(app_id, watermark, **metadata),
+                        contract.primary_key,
+                        contract.update_time or "",
+                        # A rewind rewrites rows of the same version too; a normal run only
+                        # newer ones.
+                        or_same=rewind,
+                        refresh=latest,
                     )
-                    .when_matched_update_all(
-                        predicate=update.format(quote_ident(contract.update_time or ""))
-                    )
-                    .when_not_matched_insert_all()
-                    .execute()
-                )
-                result.rows_written = (
-                    stats["num_target_rows_inserted"] + stats["num_target_rows_updated"]
-                )
-                result.rows_unchanged = counts.rows_written - result.rows_written
-                _stamp(raw, app_id, watermark, **metadata)
+                    result.rows_written = merged.rows_written
+                    result.rows_unchanged = counts.rows_written - merged.rows_written
+            failpoint("postgres.rows_written")  # the files are written, not committed
+            # One commit: the rows, the files they replace, and the watermark.
+            files.commit(_commit(app_id, watermark, **metadata))
+        except BaseException:
+            files.abort()
+            raise
         result.rows_in = counts.rows_in
         failpoint("postgres.raw_committed")
         rejects = spool.finish()
@@ -563,7 +559,6 @@ def _checked(batches: Iterator[pa.RecordBatch], stream: CopyStream) -> Iterator[
     """The batches; a database error inside the CSV reader surfaces as itself."""
     with source_error_as_itself(stream):
         yield from batches
-    failpoint("postgres.rows_written")  # the Parquet files are written, the Delta commit is not
 
 
 def retrying(attempts: int = 4, max_wait: float = 30.0) -> Retrying:

@@ -121,5 +121,5 @@ def test_a_merge_that_lost_its_race_to_maintenance_is_recomputed_on_the_new_tabl
     operations = [
         c["operation"] for c in DeltaTable(uri).history(DeltaTable(uri).version() - version)
     ]
-    assert "OPTIMIZE" in operations and "MERGE" in operations
+    assert "OPTIMIZE" in operations and "WRITE" in operations
     assert_lake_equals_source(postgres_url, layout)
