@@ -210,14 +210,15 @@ class PartitionedParquetWriter:
         if bounds["min"] == bounds["max"]:
             self._add(partition_text(bounds["min"]), batch.drop_columns([self._partition_by]))
             return
-        ordered = batch.take(pc.sort_indices(column))
-        values = ordered.column(self._partition_by)
-        counts = pc.value_counts(values)
+        # One take per partition: a slice would keep the whole batch alive while any
+        # partition holds rows of it (and report only its own bytes).
+        order = pc.sort_indices(column)
+        counts = pc.value_counts(column.take(order))
+        rows = batch.drop_columns([self._partition_by])
         offset = 0
         for item in counts.to_pylist():
             n = item["counts"]
-            part = ordered.slice(offset, n).drop_columns([self._partition_by])
-            self._add(partition_text(item["values"]), part)
+            self._add(partition_text(item["values"]), rows.take(order.slice(offset, n)))
             offset += n
 
     def write(self, batches: Iterable[pa.RecordBatch]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,11 @@ from assets_project.lib.contracts import is_reserved
 from assets_project.lib.validation import LINE_TEXT
 
 BLOCK_SIZE = 16 << 20  # bytes of input per batch
+READ_AHEAD_BLOCKS = 2
+"""Blocks pyarrow's CSV reader may read beyond the batches it handed out (see
+:class:`BoundedReadAhead`)."""
+READ_AHEAD_WAIT_S = 1.0
+"""The longest a read waits for the parser to catch up before it reads anyway."""
 PARQUET_BATCH_ROWS = 250_000
 FORMATS = {
     ".csv": "csv",
@@ -96,27 +102,32 @@ class _LineNumbers:
 
     The CSV parser reports a skipped row (with its number) before it returns the batch that
     would have held it, so the rows of a batch take the next numbers that were not skipped.
+    It may parse the next block on its I/O thread while the rows of this one take their
+    numbers, hence the lock.
     """
 
     def __init__(self) -> None:
         self.next = 1
         self._skipped: list[int] = []
+        self._lock = threading.Lock()
 
     def skip(self, number: int | None) -> None:
         if number is not None:
-            self._skipped.append(number)
+            with self._lock:
+                self._skipped.append(number)
 
     def take(self, count: int) -> pa.Array:
-        pending = [n for n in self._skipped if n >= self.next]
-        candidates = int_range(self.next, self.next + count + len(pending))
-        if pending:
-            taken = pc.is_in(candidates, value_set=pa.array(pending, pa.int64()))
-            candidates = candidates.filter(pc.invert(taken))
-        numbers = candidates.slice(0, count)
-        if count:
-            self.next = numbers[-1].as_py() + 1
-        self._skipped = [n for n in pending if n >= self.next]
-        return numbers
+        with self._lock:
+            pending = [n for n in self._skipped if n >= self.next]
+            candidates = int_range(self.next, self.next + count + len(pending))
+            if pending:
+                taken = pc.is_in(candidates, value_set=pa.array(pending, pa.int64()))
+                candidates = candidates.filter(pc.invert(taken))
+            numbers = candidates.slice(0, count)
+            if count:
+                self.next = numbers[-1].as_py() + 1
+            self._skipped = [n for n in pending if n >= self.next]
+            return numbers
 
 
 def _as_bytes(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -257,24 +268,90 @@ def _check_names(names: tuple[str, ...], duplicates_message: str) -> None:
         )
 
 
+class BoundedReadAhead:
+    """A binary source that pyarrow's streaming CSV reader reads at most
+    :data:`READ_AHEAD_BLOCKS` blocks ahead of the batches taken from it.
+
+    The reader reads blocks on an I/O thread into a queue of up to 32 blocks (not
+    configurable: ARROW-12090). When parsing and validation are slower than the source (a
+    local file, a PostgreSQL COPY), the queue fills: 32 blocks of 16 MiB, which measured 240
+    MiB of the extraction's peak at 3e6 rows (BENCHMARKS.md). A read here waits until the
+    batches taken catch up, or :data:`READ_AHEAD_WAIT_S` at most, so a batch that needs more
+    blocks than that (a block with no complete row) is slowed, never stalled.
+    """
+
+    def __init__(self, source: BinaryIO, *, owned: bool = False) -> None:
+        self._source = source
+        self._owned = owned
+        self._reads = 0
+        self._taken = 0
+        self._changed = threading.Condition()
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self.closed or self._reads - self._taken < READ_AHEAD_BLOCKS,
+                timeout=READ_AHEAD_WAIT_S,
+            )
+            self._reads += 1
+        return self._source.read(size)
+
+    def taken(self) -> None:
+        """One batch was handed out: the reader may read one more block."""
+        with self._changed:
+            self._taken += 1
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Close the source if this object opened it; reads wait no more."""
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+        if self._owned:
+            self._source.close()
+
+
 def _stream(
-    reader: Iterator[pa.RecordBatch], result: FileBatches, lines: _LineNumbers
+    reader: Iterator[pa.RecordBatch],
+    result: FileBatches,
+    lines: _LineNumbers,
+    source: BoundedReadAhead | None = None,
 ) -> Iterator[pa.Table]:
     try:
         for batch in reader:
+            if source is not None:
+                source.taken()
             table = pa.Table.from_batches([batch])
             numbered = table.add_column(0, "_source_line", lines.take(table.num_rows))
             yield _as_text(numbered, result)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise UnreadableFileError(f"cannot be parsed after row {lines.next - 1}: {exc}") from exc
+    finally:
+        if source is not None:
+            source.close()
 
 
-def _open_csv_reader(source: Path | BinaryIO, **options: object) -> pacsv.CSVStreamingReader:
+def _open_csv_reader(
+    source: Path | BinaryIO, **options: object
+) -> tuple[pacsv.CSVStreamingReader, BoundedReadAhead]:
+    """pyarrow's streaming reader over ``source`` read through :class:`BoundedReadAhead`."""
+    if isinstance(source, Path):
+        bounded = BoundedReadAhead(source.open("rb", buffering=0), owned=True)
+    else:
+        bounded = BoundedReadAhead(source)
     # Parsing starts here: a first block that cannot be parsed fails the whole file.
     try:
-        return pacsv.open_csv(source, **options)
+        return pacsv.open_csv(bounded, **options), bounded
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        bounded.close()
         raise UnreadableFileError(f"cannot be parsed: {exc}") from exc
+    except BaseException:
+        bounded.close()
+        raise
 
 
 def _open_csv(path: Path) -> FileBatches:
@@ -309,7 +386,7 @@ def open_csv_stream(
 
     # Values are read as bytes and checked for UTF-8 per batch (see _as_text), so that one bad
     # byte costs one row rather than the whole file.
-    reader = _open_csv_reader(
+    reader, bounded = _open_csv_reader(
         source,
         read_options=pacsv.ReadOptions(
             column_names=list(columns),
@@ -324,7 +401,7 @@ def open_csv_stream(
             quoted_strings_can_be_null=False,
         ),
     )
-    result.batches = _stream(reader, result, lines)
+    result.batches = _stream(reader, result, lines, bounded)
     return result
 
 
@@ -348,7 +425,7 @@ def _open_jsonl(path: Path) -> FileBatches:
 
     # Each line is one text field: the unit separator never occurs in JSON text, and a line
     # that holds one anyway becomes a malformed row instead of being split.
-    reader = _open_csv_reader(
+    reader, bounded = _open_csv_reader(
         path,
         read_options=pacsv.ReadOptions(
             column_names=[LINE_TEXT], block_size=BLOCK_SIZE, use_threads=False
@@ -365,7 +442,7 @@ def _open_jsonl(path: Path) -> FileBatches:
             column_types={LINE_TEXT: pa.binary()}, strings_can_be_null=False
         ),
     )
-    result.batches = _drop_blank_lines(_stream(reader, result, lines))
+    result.batches = _drop_blank_lines(_stream(reader, result, lines, bounded))
     return result
 
 
