@@ -201,7 +201,7 @@ def run_postgres_case(args: argparse.Namespace, out: list[str], raw: list[dict])
     with postgres.admin_url() as admin:
         for rows in args.rows or (100_000, 1_000_000):
             measurements = postgres.run_case(
-                admin, rows, args.repeat, postgres.IMPLEMENTATIONS, log=log.info
+                admin, rows, args.repeat, tuple(args.pg_impl), log=log.info
             )
             _emit(out, postgres.format_case(measurements))
             raw.extend(asdict(m) for m in measurements)
@@ -294,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         default=list(validation.IMPLEMENTATIONS),
         choices=validation.IMPLEMENTATIONS,
         help="implementations to run (ours first: the others are checked against it)",
+    )
+    parser.add_argument(
+        "--pg-impl",
+        nargs="+",
+        default=list(postgres.IMPLEMENTATIONS),
+        choices=postgres.IMPLEMENTATIONS,
+        help="postgres: implementations to run (e.g. without pandas at 1e7)",
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
