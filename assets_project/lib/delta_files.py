@@ -57,10 +57,15 @@ MERGE_MEMORY = "256MB"
 _MS = timedelta(milliseconds=1)
 
 
-def _escape(value: str) -> str:
-    """A partition value as a path segment (Hive style, as delta-rs writes it)."""
-    unsafe = set("\"#%'*/:=?\\\x7f{[]}^") | {chr(c) for c in range(32)}
-    return "".join(f"%{ord(c):02X}" if c in unsafe else c for c in value)
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _segment(column: str, value: str) -> str:
+    """``column=value``, the folder of a partition. Only values that need no escaping (dates,
+    numbers, plain words) are taken: the Delta log would need them URI-encoded once more."""
+    if not value or set(value) - _PLAIN:
+        raise ValueError(f"{column}: partition value {value!r} would need escaping in a path")
+    return f"{column}={value}"
 
 
 def partition_text(value: Any) -> str:
@@ -97,8 +102,18 @@ def file_stats(metadata: pq.FileMetaData, schema: pa.Schema) -> str:
     minimum: dict[str, Any] = {}
     maximum: dict[str, Any] = {}
     nulls: dict[str, int] = {}
-    for index, arrow_field in enumerate(schema):
-        if pa.types.is_nested(arrow_field.type):
+    # Leaf columns by name: a nested column has several leaves, so positions would shift.
+    leaves = (
+        {
+            metadata.row_group(0).column(i).path_in_schema: i
+            for i in range(metadata.row_group(0).num_columns)
+        }
+        if metadata.num_row_groups
+        else {}
+    )
+    for arrow_field in schema:
+        index = leaves.get(arrow_field.name)
+        if pa.types.is_nested(arrow_field.type) or index is None:
             continue
         low: Any = None
         high: Any = None
@@ -260,7 +275,7 @@ class PartitionedParquetWriter:
             self._finish(self._open.pop(oldest))
         name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
         if partition is not None and self._partition_by is not None:
-            name = f"{self._partition_by}={_escape(partition)}/{name}"
+            name = f"{_segment(self._partition_by, partition)}/{name}"
             self._fs.create_dir(name.rsplit("/", 1)[0], recursive=True)
         sink = self._fs.open_output_stream(name)
         self.peak_open_files = max(self.peak_open_files, len(self._open) + 1)

@@ -3,18 +3,22 @@ never hide a row, replacing and merging rows in one commit, and commits racing o
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from assets_project.lib.delta_files import (
+    PartitionedParquetWriter,
     TableFiles,
     data_files,
+    file_stats,
     merge_newest,
     remove_where,
 )
@@ -247,3 +251,20 @@ def test_files_land_in_a_lake_on_s3(s3_layout: LakeLayout) -> None:
         files.write(batch)
     files.commit(CommitProperties())
     assert _content(uri) == _as_tuples(rows)
+
+
+def test_statistics_follow_columns_by_name_past_a_nested_one(tmp_path) -> None:
+    """A struct has a leaf per field: the columns after it are found by name, not position."""
+    table = pa.table({"s": [{"a": 100, "b": 200}, {"a": 101, "b": 201}], "k": [5, 9]})
+    pq.write_table(table, tmp_path / "f.parquet")
+    stats = json.loads(file_stats(pq.read_metadata(tmp_path / "f.parquet"), table.schema))
+    assert (stats["minValues"], stats["maxValues"]) == ({"k": 5}, {"k": 9})
+    assert stats["nullCount"] == {"k": 0} and stats["numRecords"] == 2
+
+
+def test_a_partition_value_that_would_need_escaping_is_refused(tmp_path) -> None:
+    schema = pa.schema([("k", pa.int64()), ("p", pa.string())])
+    writer = PartitionedParquetWriter(str(tmp_path), schema, "p")
+    writer.write_batch(pa.record_batch({"k": [1], "p": ["a/b"]}, schema=schema))
+    with pytest.raises(ValueError, match="would need escaping"):
+        writer.close()
