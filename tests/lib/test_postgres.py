@@ -200,6 +200,32 @@ def test_a_full_refresh_keeps_rows_that_came_from_file_drops(
     assert 777777 in {row[0] for row in lake_orders(layout)}
 
 
+def test_a_column_a_drop_added_survives_extractions_that_do_not_know_it(
+    postgres_url: str, layout: LakeLayout
+) -> None:
+    """A CSV drop with an extra column widens the raw table (schema merge); the extraction's
+    rows then carry no value for it, and a merge or full refresh that rewrites the drop's file
+    keeps the drop's value."""
+    from assets_project.lib.ingest import ingest_file
+
+    drop = layout.landing_dir / "orders" / "wide.csv"
+    drop.write_text(
+        "order_id,user_id,product_id,quantity,unit_price,status,created_at,updated_at,coupon\n"
+        "888888,1,1,2,5.00,paid,2026-01-02 10:00:00,2026-01-02 11:00:00,SPRING\n"
+    )
+    ingest_file(drop, ORDERS, layout, source="orders/wide.csv")
+    init_orders(postgres_url, size=500, seed=3, defects=0.0)
+    _extract(postgres_url, layout, "b1")
+    simulate_traffic(postgres_url, inserts=5, updates=20, seed=4)
+    _extract(postgres_url, layout, "m1")
+    _extract(postgres_url, layout, "b2", full_refresh=True)
+    table = DeltaTable(layout.raw_uri("orders")).to_pyarrow_table()
+    coupons = dict(zip(table["order_id"].to_pylist(), table["coupon"].to_pylist(), strict=True))
+    assert coupons.pop(888888) == "SPRING"
+    assert set(coupons.values()) == {None}
+    assert len(coupons) == len(source_orders(postgres_url))
+
+
 def test_permanent_errors_fail_at_once_and_transient_ones_are_retried(
     postgres_url: str, layout: LakeLayout
 ) -> None:
