@@ -416,6 +416,9 @@ class DataFile:
             lo = hi = self.partition[column]
         if lo is None or hi is None:
             return True
+        if isinstance(hi, datetime):  # other writers keep milliseconds (delta-rs truncates)
+            lo = lo - _MS if lo > datetime.min + _MS else datetime.min
+            hi = hi + _MS if hi < datetime.max - _MS else datetime.max
         return bool(lo <= high and low <= hi)
 
 

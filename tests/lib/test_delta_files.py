@@ -268,3 +268,17 @@ def test_a_partition_value_that_would_need_escaping_is_refused(tmp_path) -> None
     writer.write_batch(pa.record_batch({"k": [1], "p": ["a/b"]}, schema=schema))
     with pytest.raises(ValueError, match="would need escaping"):
         writer.close()
+
+
+def test_a_file_with_bounds_cut_to_milliseconds_is_still_read_for_its_microseconds(
+    tmp_path,
+) -> None:
+    """delta-rs writes timestamp bounds truncated to the millisecond: the merge widens them
+    rather than skip a file that holds the key."""
+    uri = str(tmp_path / "t")
+    _table(uri)
+    at = datetime(2026, 1, 2, 3, 4, 5, 123456)
+    _append(uri, _rows([1], at=at))  # written by delta-rs: max 03:04:05.123
+    (file,) = data_files(DeltaTable(uri))
+    assert file.maximum["at"] < at
+    assert file.may_hold("at", at, at)
