@@ -183,17 +183,21 @@ def test_rewind_and_full_refresh_restore_rows_lost_from_the_lake(
     assert_lake_equals_source(postgres_url, layout)
 
 
+def _drop_order(layout: LakeLayout, name: str, order_id: int, **extra: str) -> None:
+    """Ingest a CSV drop of one paid order (``extra``: columns the contract does not know)."""
+    from assets_project.lib.ingest import ingest_file
+
+    header = "order_id,user_id,product_id,quantity,unit_price,status,created_at,updated_at"
+    row = f"{order_id},1,1,2,5.00,paid,2026-01-02 10:00:00,2026-01-02 11:00:00"
+    drop = layout.landing_dir / "orders" / name
+    drop.write_text(",".join([header, *extra]) + "\n" + ",".join([row, *extra.values()]) + "\n")
+    ingest_file(drop, ORDERS, layout, source=f"orders/{name}")
+
+
 def test_a_full_refresh_keeps_rows_that_came_from_file_drops(
     postgres_url: str, layout: LakeLayout
 ) -> None:
-    from assets_project.lib.ingest import ingest_file
-
-    drop = layout.landing_dir / "orders" / "orders_export.csv"
-    drop.write_text(
-        "order_id,user_id,product_id,quantity,unit_price,status,created_at,updated_at\n"
-        "777777,1,1,2,5.00,paid,2026-01-02 10:00:00,2026-01-02 11:00:00\n"
-    )
-    ingest_file(drop, ORDERS, layout, source="orders/orders_export.csv")
+    _drop_order(layout, "orders_export.csv", 777777)
     init_orders(postgres_url, size=2000, seed=8, defects=0.0)
     _extract(postgres_url, layout, "b1")
     _extract(postgres_url, layout, "b2", full_refresh=True)
@@ -206,14 +210,7 @@ def test_a_column_a_drop_added_survives_extractions_that_do_not_know_it(
     """A CSV drop with an extra column widens the raw table (schema merge); the extraction's
     rows then carry no value for it, and a merge or full refresh that rewrites the drop's file
     keeps the drop's value."""
-    from assets_project.lib.ingest import ingest_file
-
-    drop = layout.landing_dir / "orders" / "wide.csv"
-    drop.write_text(
-        "order_id,user_id,product_id,quantity,unit_price,status,created_at,updated_at,coupon\n"
-        "888888,1,1,2,5.00,paid,2026-01-02 10:00:00,2026-01-02 11:00:00,SPRING\n"
-    )
-    ingest_file(drop, ORDERS, layout, source="orders/wide.csv")
+    _drop_order(layout, "wide.csv", 888888, coupon="SPRING")
     init_orders(postgres_url, size=500, seed=3, defects=0.0)
     _extract(postgres_url, layout, "b1")
     simulate_traffic(postgres_url, inserts=5, updates=20, seed=4)
