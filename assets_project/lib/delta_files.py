@@ -23,7 +23,7 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -160,7 +160,6 @@ class _OpenFile:
     partition: str | None
     sink: Any
     writer: pq.ParquetWriter
-    rows: int = 0
 
 
 @dataclass
@@ -193,7 +192,6 @@ class PartitionedParquetWriter:
         if filesystem is None:
             raise ValueError(f"{table_uri}: no Arrow filesystem for this object store")
         self._fs: pa_fs.FileSystem = filesystem
-        self._schema = schema
         self._partition_by = partition_by
         self._file_schema = (
             schema.remove(schema.get_field_index(partition_by)) if partition_by else schema
@@ -236,10 +234,6 @@ class PartitionedParquetWriter:
             self._add(partition_text(item["values"]), rows.take(order.slice(offset, n)))
             offset += n
 
-    def write(self, batches: Iterable[pa.RecordBatch]) -> None:
-        for batch in batches:
-            self.write_batch(batch)
-
     def _held(self) -> int:
         return sum(p.bytes for p in self._pending.values())
 
@@ -265,7 +259,6 @@ class PartitionedParquetWriter:
         target = self._open.pop(partition, None) or self._start(partition)
         self._open[partition] = target  # most recently written last
         target.writer.write_table(table, row_group_size=self._row_group_rows)
-        target.rows += table.num_rows
         if target.sink.tell() >= self._target_bytes:
             self._finish(self._open.pop(partition))
 
@@ -395,7 +388,6 @@ class DataFile:
 
     path: str
     size: int
-    rows: int | None
     partition: dict[str, Any]
     minimum: dict[str, Any]
     maximum: dict[str, Any]
@@ -429,7 +421,6 @@ def data_files(table: DeltaTable) -> list[DataFile]:
         DataFile(
             path=a["path"],
             size=a["size_bytes"],
-            rows=a.get("num_records"),
             partition=a.get("partition") or {},
             minimum=a.get("min") or {},
             maximum=a.get("max") or {},
@@ -505,11 +496,9 @@ class TableFiles:
     def write(self, batch: pa.RecordBatch) -> None:
         self.writer.write_batch(conform(batch, self.schema))
 
-    def commit(self, properties: CommitProperties) -> int:
-        """Publish what was written and removed as one commit; the rows written."""
-        adds = self.writer.close()
-        commit(self.table, self.fs, adds, self.removes, properties)
-        return self.writer.rows
+    def commit(self, properties: CommitProperties) -> None:
+        """Publish what was written and removed as one commit."""
+        commit(self.table, self.fs, self.writer.close(), self.removes, properties)
 
     def abort(self) -> None:
         self.writer.abort()
