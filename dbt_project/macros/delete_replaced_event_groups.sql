@@ -1,7 +1,7 @@
 {#
     Pre-hook of an incremental mart keyed by (user_id, <date_column>) over
     stg_user_events: deletes the groups of the event versions replaced since the mart's
-    last build (the _replaced_keys of the rows staged after its newest last_staged_at).
+    last build (replaced_event_keys).
     Such a group may have lost its last event, and delete+insert only deletes the keys it
     inserts again; a group that still has events is recomputed by the model.
 #}
@@ -9,16 +9,7 @@
 {% macro delete_replaced_event_groups(date_column) -%}
     {%- if is_incremental() -%}
     delete from {{ this }} as loaded
-    using (
-        select distinct
-            replaced.replaced_key.user_id    as user_id,
-            replaced.replaced_key.event_date as event_date
-        from (
-            select unnest(staged._replaced_keys) as replaced_key
-            from {{ ref('stg_user_events') }} as staged
-            where {{ staged_since_last_build('staged._staged_at') }}
-        ) as replaced
-    ) as replaced_groups
+    using ({{ replaced_event_keys() }}) as replaced_groups
     where
         loaded.user_id = replaced_groups.user_id
         and loaded.{{ date_column }} = replaced_groups.event_date

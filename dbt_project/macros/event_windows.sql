@@ -2,9 +2,8 @@
     Helpers of agg_events_per_minute's incremental runs (all three only in incremental
     runs; `this` is the mart).
 
-    replaced_event_days: the days (event_date) of the event versions replaced since the
-    mart's last build: the _replaced_keys of the rows of stg_user_events staged after its
-    newest last_staged_at. A window on such a day may have lost an event.
+    replaced_event_days: the days of replaced_event_keys. A window on such a day may have
+    lost an event.
 
     open_windows_start: windows starting before this are closed to late events:
     events_window_grace_minutes before the newest window the mart holds (none: all open).
@@ -15,12 +14,7 @@
     empty window returns none; the model recomputes the others.
 #}
 {% macro replaced_event_days() -%}
-    select distinct replaced.replaced_key.event_date
-    from (
-        select unnest(staged._replaced_keys) as replaced_key
-        from {{ ref('stg_user_events') }} as staged
-        where {{ staged_since_last_build('staged._staged_at') }}
-    ) as replaced
+select distinct replaced.event_date from ({{ replaced_event_keys() }}) as replaced
 {%- endmacro %}
 
 {% macro open_windows_start() -%}

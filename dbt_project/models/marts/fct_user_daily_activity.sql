@@ -13,7 +13,7 @@
 -- Incremental runs recompute only the (user_id, activity_date) groups that changed
 -- since the last build: those of the events staged after it (_staged_at past the
 -- newest last_staged_at here), those of the versions these events replaced
--- (_replaced_keys), and every group of a customer whose tier, region or signup date
+-- (replaced_event_keys), and every group of a customer whose tier, region or signup date
 -- in dim_users differs from the one stored here. A group is recomputed from all of its
 -- events, so the result is the same as a full refresh (tests/defs/dbt/
 -- test_incremental_marts.py); the pre-hook first deletes the replaced versions' groups,
@@ -35,8 +35,7 @@ staged as (
 
     select
         user_id,
-        event_date,
-        _replaced_keys
+        event_date
     from events
     where {{ staged_since_last_build('_staged_at') }}
 
@@ -64,9 +63,9 @@ touched as (
     from staged
     union
     select
-        replaced.replaced_key.user_id,
-        replaced.replaced_key.event_date
-    from (select unnest(_replaced_keys) as replaced_key from staged) as replaced
+        replaced.user_id,
+        replaced.event_date
+    from ({{ replaced_event_keys() }}) as replaced
     union
     select
         loaded.user_id,
